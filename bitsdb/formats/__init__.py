@@ -1,0 +1,1 @@
+"""Construct schemas, one module per on-disk structure (mirrors docs/FORMAT.md)."""

@@ -1,0 +1,153 @@
+"""Primitive on-disk types of the BITS job store (FORMAT.md §1).
+
+Each type is declared once as a construct object that both parses and builds.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from construct import (
+    Adapter,
+    Array,
+    Bytes,
+    BytesInteger,
+    Check,
+    Int8ul,
+    Int16ul,
+    Int32ul,
+    Int64ul,
+    Pointer,
+    Struct,
+    Switch,
+    Tell,
+    this,
+)
+
+#: Sanity limit for counted strings (FORMAT.md §1.2): longer counts mean misalignment.
+MAX_WSTR_UNITS = 32768
+
+
+class GuidAdapter(Adapter):
+    """16 bytes in Windows in-memory order <-> lower-case canonical GUID text."""
+
+    def _decode(self, obj, context, path):
+        return str(uuid.UUID(bytes_le=bytes(obj)))
+
+    def _encode(self, obj, context, path):
+        return uuid.UUID(str(obj)).bytes_le
+
+
+Guid = GuidAdapter(Bytes(16))
+
+
+class WStrAdapter(Adapter):
+    """u32 code-unit count (including the terminating NUL) + UTF-16LE text.
+
+    Exactly one trailing NUL is stripped; count 0 (no text at all) decodes to "".
+    Broken surrogates survive as lone surrogates so carved oddities stay visible.
+    """
+
+    def _decode(self, obj, context, path):
+        text = bytes(obj.raw).decode("utf-16-le", errors="surrogatepass")
+        return text[:-1] if text.endswith("\x00") else text
+
+    def _encode(self, obj, context, path):
+        raw = (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
+        return dict(count=len(raw) // 2, raw=raw)
+
+
+WStr = WStrAdapter(
+    Struct(
+        "count" / Int32ul,
+        Check(this.count <= MAX_WSTR_UNITS),
+        "raw" / Bytes(this.count * 2),
+    )
+)
+
+#: FILETIME: 100-ns ticks since 1601-01-01 UTC, 0 = not set. Kept as the raw integer;
+#: conversion to text lives in bitsdb.timeutil so that the raw value is never lost.
+FileTime = Int64ul
+
+
+class BinarySidAdapter(Adapter):
+    """Binary SID (revision, count, 48-bit big-endian authority, LE sub-authorities) <-> 'S-1-...'."""
+
+    def _decode(self, obj, context, path):
+        parts = [f"S-{obj.revision}-{obj.authority}"]
+        parts.extend(str(s) for s in obj.sub_authorities)
+        return "-".join(parts)
+
+    def _encode(self, obj, context, path):
+        fields = obj.split("-")
+        if len(fields) < 3 or fields[0] != "S":
+            raise ValueError(f"not a SID string: {obj!r}")
+        subs = [int(x) for x in fields[3:]]
+        return dict(
+            revision=int(fields[1]),
+            sub_authority_count=len(subs),
+            authority=int(fields[2]),
+            sub_authorities=subs,
+        )
+
+
+BinarySid = BinarySidAdapter(
+    Struct(
+        "revision" / Int8ul,
+        "sub_authority_count" / Int8ul,
+        "authority" / BytesInteger(6, swapped=False),
+        "sub_authorities" / Array(this.sub_authority_count, Int32ul),
+    )
+)
+
+#: ACE types whose body is `u32 mask` + SID (allowed, denied, audit, mandatory label).
+SID_ACE_TYPES = (0x00, 0x01, 0x02, 0x11)
+
+Ace = Struct(
+    "ace_type" / Int8ul,
+    "ace_flags" / Int8ul,
+    "ace_size" / Int16ul,
+    "body"
+    / Switch(
+        lambda ctx: ctx.ace_type in SID_ACE_TYPES,
+        {True: Struct("mask" / Int32ul, "sid" / BinarySid)},
+        default=Bytes(lambda ctx: max(ctx.ace_size - 4, 0)),
+    ),
+)
+
+Acl = Struct(
+    "revision" / Int8ul,
+    "sbz1" / Int8ul,
+    "acl_size" / Int16ul,
+    "ace_count" / Int16ul,
+    "sbz2" / Int16ul,
+    "aces" / Array(this.ace_count, Ace),
+)
+
+
+def _pointed(offset_field: str, subcon):
+    """A sub-structure at a self-relative offset; absent when the offset is 0."""
+    return Switch(
+        lambda ctx: ctx[offset_field] != 0,
+        {True: Pointer(lambda ctx: ctx._sd_start + ctx[offset_field], subcon)},
+        default=Struct(),
+    )
+
+
+#: Self-relative SECURITY_DESCRIPTOR (FORMAT.md §1.5). Parse-only helper layout: the
+#: offsets point into the same buffer, so the job schema keeps the SD as bytes and
+#: decodes them with this struct (see bitsdb.decode), which keeps build exact.
+SecurityDescriptor = Struct(
+    "_sd_start" / Tell,
+    "revision" / Int8ul,
+    "sbz1" / Int8ul,
+    "control" / Int16ul,
+    "owner_offset" / Int32ul,
+    "group_offset" / Int32ul,
+    "sacl_offset" / Int32ul,
+    "dacl_offset" / Int32ul,
+    "owner" / _pointed("owner_offset", BinarySid),
+    "group" / _pointed("group_offset", BinarySid),
+    "sacl" / _pointed("sacl_offset", Acl),
+    "dacl" / _pointed("dacl_offset", Acl),
+)

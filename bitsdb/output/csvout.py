@@ -1,0 +1,120 @@
+"""CSV, one row per job x file, in the style of Eric Zimmerman's tools (Timeline Explorer)."""
+
+from __future__ import annotations
+
+import csv
+
+from ..model import CostFlags, FileAclFlags, Job, JobFile, NotifyFlags, SecurityFlags, flag_names
+from ..timeutil import filetime_to_ez
+from .base import RecordWriter
+
+
+def _name(value) -> str:
+    if value is None:
+        return ""
+    return getattr(value, "name", str(value))
+
+
+def _flags(flag_type, value) -> str:
+    return "" if value is None else "|".join(flag_names(flag_type, value)) or "0"
+
+
+def _hex(value) -> str:
+    return "" if value is None else f"0x{value:X}"
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
+JOB_COLUMNS = {
+    "JobId": lambda j: _text(j.job_id),
+    "DisplayName": lambda j: _text(j.display_name),
+    "Description": lambda j: _text(j.description),
+    "JobType": lambda j: _name(j.type),
+    "Priority": lambda j: _name(j.priority),
+    "State": lambda j: _name(j.state),
+    "OwnerSid": lambda j: _text(j.owner_sid),
+    "OwnerName": lambda j: _text(j.owner_name),
+    "IntegrityLevel": lambda j: _text(j.security.owner_integrity_level if j.security else None),
+    "NotifyProgram": lambda j: _text(j.notify_program),
+    "NotifyParameters": lambda j: _text(j.notify_parameters),
+    "NotifyFlags": lambda j: _flags(NotifyFlags, j.notify_flags),
+    "CreatorImage": lambda j: _text(j.creator_image),
+    "HttpMethod": lambda j: _text(j.http_method),
+    "CreationTime": lambda j: filetime_to_ez(j.creation_time),
+    "ModificationTime": lambda j: filetime_to_ez(j.modification_time),
+    "ModificationTime2": lambda j: filetime_to_ez(j.modification_time_2),
+    "CompletionTime": lambda j: filetime_to_ez(j.completion_time),
+    "InactivityBaseTime": lambda j: filetime_to_ez(j.inactivity_base_time),
+    "ExpirationTime": lambda j: filetime_to_ez(j.expiration_time),
+    "TransientErrorCount": lambda j: _text(j.transient_error_count),
+    "MinRetryDelay": lambda j: _text(j.min_retry_delay),
+    "NoProgressTimeout": lambda j: _text(j.no_progress_timeout),
+    "MaxDownloadTime": lambda j: _text(j.max_download_time),
+    "ProxyUsage": lambda j: _name(j.proxy_usage),
+    "ProxyList": lambda j: _text(j.proxy_list),
+    "ProxyBypass": lambda j: _text(j.proxy_bypass),
+    "FileAclFlags": lambda j: _flags(FileAclFlags, j.file_acl_flags),
+    "SecurityFlags": lambda j: _flags(SecurityFlags, j.security_flags),
+    "CostFlags": lambda j: _hex(j.cost_flags) + (f" ({_flags(CostFlags, j.cost_flags)})" if j.cost_flags else ""),
+    "CustomHeaders": lambda j: "" if j.custom_headers is None else
+        f"DPAPI {j.custom_headers.blob_length} bytes, master key {j.custom_headers.dpapi_master_key or '?'}",
+    "Timers": lambda j: "; ".join(f"{t.slot} {filetime_to_ez(t.start)} - {filetime_to_ez(t.end)}" for t in j.timers),
+    "ErrorCount": lambda j: str(len(j.errors)),
+    "LastErrorHresult": lambda j: _text(j.errors[-1].hresult_hex) if j.errors else "",
+    "LastErrorContext": lambda j: _name(j.errors[-1].context) if j.errors else "",
+    "FileCount": lambda j: str(len(j.file_ids) or len(j.files)),
+    "MissingFileIds": lambda j: "|".join(j.missing_file_ids),
+    "JobPartial": lambda j: str(j.partial),
+    "JobPartialReason": lambda j: _text(j.partial_reason),
+}
+
+FILE_COLUMNS = {
+    "FileIndex": None,
+    "FileId": lambda f: _text(f.file_id),
+    "RemoteName": lambda f: _text(f.remote_name),
+    "LocalName": lambda f: _text(f.local_name),
+    "TempName": lambda f: _text(f.temp_name),
+    "BytesTransferred": lambda f: _text(f.bytes_transferred),
+    "BytesTotal": lambda f: _text(f.bytes_total),
+    "Drive": lambda f: _text(f.drive),
+    "Volume": lambda f: _text(f.volume),
+    "RemoteLastModified": lambda f: filetime_to_ez(f.remote_last_modified),
+    "FilePartial": lambda f: str(f.partial),
+}
+
+SOURCE_COLUMNS = ("RecordType", "SourceFile", "SourceKind", "Table", "RecordIndex", "Offset", "Recovered",
+                  "RecoveredFrom", "SourceSha256")
+
+COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS)
+
+
+class CsvWriter(RecordWriter):
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._csv = csv.writer(stream, lineterminator="\n")
+        self._csv.writerow(COLUMNS)
+
+    def _source(self, record_type, provenance):
+        p = provenance
+        if p is None:
+            return [record_type] + [""] * (len(SOURCE_COLUMNS) - 1)
+        return [record_type, p.source_path, _text(p.source_kind), _text(p.table), _text(p.record_index),
+                _text(p.offset), str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
+
+    def _file_cells(self, index, jf: JobFile | None):
+        if jf is None:
+            return [""] * len(FILE_COLUMNS)
+        return [str(index)] + [fn(jf) for name, fn in FILE_COLUMNS.items() if fn is not None]
+
+    def write_job(self, job: Job):
+        head = self._source("job", job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
+        if not job.files:
+            self._csv.writerow(head + self._file_cells(None, None))
+        for index, jf in enumerate(job.files):
+            self._csv.writerow(head + self._file_cells(index, jf))
+
+    def write_orphan(self, jf: JobFile):
+        self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)
+                           + self._file_cells(0, jf))

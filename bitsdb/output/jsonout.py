@@ -1,0 +1,42 @@
+"""JSON Lines (one object per job, files nested) and a JSON array of the same objects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import RecordWriter, job_record, orphan_record
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+class JsonLinesWriter(RecordWriter):
+    def write_job(self, job):
+        self.stream.write(dumps(job_record(job)) + "\n")
+
+    def write_orphan(self, jf):
+        self.stream.write(dumps(orphan_record(jf)) + "\n")
+
+
+class JsonArrayWriter(RecordWriter):
+    """Streams the array so memory does not grow with the number of records."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._count = 0
+
+    def _emit(self, record):
+        self.stream.write(("[\n" if self._count == 0 else ",\n") + json.dumps(record, ensure_ascii=False, indent=2))
+        self._count += 1
+
+    def write_job(self, job):
+        self._emit(job_record(job))
+
+    def write_orphan(self, jf):
+        self._emit(orphan_record(jf))
+
+    def close(self):
+        self.stream.write("[]\n" if self._count == 0 else "\n]\n")
+        super().close()

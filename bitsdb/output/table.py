@@ -1,0 +1,69 @@
+"""A readable per-job summary for a terminal."""
+
+from __future__ import annotations
+
+from ..model import Job, JobFile, NotifyFlags, flag_names
+from ..timeutil import filetime_to_ez
+from .base import RecordWriter
+
+
+def _n(value) -> str:
+    if value is None:
+        return "?"
+    return getattr(value, "name", str(value))
+
+
+def _size(value) -> str:
+    return "unknown" if value in (None, -1) else f"{value:,}"
+
+
+class TableWriter(RecordWriter):
+    def begin_source(self, path, kind, job_count, orphan_count):
+        extra = f", {orphan_count} orphan file(s)" if orphan_count else ""
+        self.stream.write(f"== {path}  [{kind}]  {job_count} job(s){extra}\n")
+
+    def write_job(self, job: Job):
+        w = self.stream.write
+        partial = f"  PARTIAL: {job.partial_reason}" if job.partial else ""
+        w(f"\nJob {job.job_id}  {job.display_name!r}\n")
+        w(f"  {_n(job.type)} / {_n(job.state)} / priority {_n(job.priority)}{partial}\n")
+        if job.description:
+            w(f"  description   {job.description}\n")
+        integrity = job.security.owner_integrity_level if job.security else None
+        owner = job.owner_sid or "?"
+        if job.owner_name:
+            owner += f" ({job.owner_name})"
+        w(f"  owner         {owner}  integrity {integrity or '?'}\n")
+        if job.creator_image is not None:
+            w(f"  creator       {job.creator_image or '(empty)'}\n")
+        command = " ".join(x for x in (job.notify_program, job.notify_parameters) if x)
+        flags = "|".join(flag_names(NotifyFlags, job.notify_flags)) if job.notify_flags is not None else "?"
+        w(f"  notify cmd    {command or '(none)'}  [flags {flags}]\n")
+        times = [("created", job.creation_time), ("modified", job.modification_time),
+                 ("completed", job.completion_time), ("expires", job.expiration_time)]
+        w("  times (UTC)   " + "  ".join(f"{k} {filetime_to_ez(v) or '-'}" for k, v in times) + "\n")
+        w(f"  retry/no-progress/max  {job.min_retry_delay}s / {job.no_progress_timeout}s / "
+          f"{job.max_download_time}s   proxy {_n(job.proxy_usage)}\n")
+        if job.custom_headers:
+            w(f"  custom headers  DPAPI-encrypted, {job.custom_headers.blob_length} bytes\n")
+        for error in job.errors:
+            w(f"  error         {error.hresult_hex} context {_n(error.context)}\n")
+        for index, jf in enumerate(job.files):
+            self._file(index, jf)
+        for file_id in job.missing_file_ids:
+            w(f"  file          {file_id}  MISSING from the Files table\n")
+
+    def _file(self, index: int, jf: JobFile, label: str | None = None):
+        w = self.stream.write
+        w(f"  {label or f'file {index}':<13} {jf.remote_name or '?'}\n")
+        w(f"  {'':<13} -> {jf.local_name or '?'}  ({_size(jf.bytes_transferred)}/{_size(jf.bytes_total)} bytes)\n")
+        if jf.remote_last_modified:
+            w(f"  {'':<13} remote Last-Modified {filetime_to_ez(jf.remote_last_modified)}\n")
+
+    def write_orphan(self, jf: JobFile):
+        self.stream.write(f"\nOrphan file {jf.file_id} (no job references it)\n")
+        self._file(0, jf, label="file")
+
+    def close(self):
+        self.stream.write("\n")
+        super().close()

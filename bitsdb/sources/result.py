@@ -1,0 +1,31 @@
+"""What reading one source yields: jobs, files no job references, and problems met."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import Job, JobFile
+
+
+@dataclass
+class SourceResult:
+    path: str
+    kind: str
+    sha256: str | None = None
+    jobs: list[Job] = field(default_factory=list)
+    orphan_files: list[JobFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class SourceError(Exception):
+    """A source that cannot be read at all; the message is one line naming the problem."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
