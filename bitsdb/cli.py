@@ -53,7 +53,7 @@ class Run:
 
 def open_output(output: str | None, inputs: tuple[str, ...]):
     if output is None or output == "-":
-        return click.get_text_stream("stdout")
+        return sys.stdout
     target = Path(output)
     for item in inputs:
         if _same_file(target, Path(item)):
@@ -111,6 +111,8 @@ def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: b
                     continue
                 for warning in result.warnings:
                     report_warning(str(item), warning)
+                for problem in result.errors:
+                    run.fail(str(item), problem)
                 writer.begin_source(str(item), result.kind, len(result.jobs), len(result.orphan_files))
                 for job in result.jobs:
                     writer.write_job(job)

@@ -553,6 +553,9 @@ def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str |
         if body is None or "temp_name" not in body:
             first_error = first_error or f"file body: {error}"
             continue
+        if not (body.local_name or body.remote_name):
+            first_error = first_error or "no local or remote name"
+            continue
         f = file_from_body(body, file_id, layout)
         if layout == "upload":
             (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)

@@ -20,7 +20,7 @@ def _size(value) -> str:
 class TableWriter(RecordWriter):
     def begin_source(self, path, kind, job_count, orphan_count):
         extra = f", {orphan_count} orphan file(s)" if orphan_count else ""
-        self.stream.write(f"== {path}  [{kind}]  {job_count} job(s){extra}\n")
+        self.stream.write(f"\n== {path}  [{kind}]  {job_count} job(s){extra}\n")
 
     def write_job(self, job: Job):
         w = self.stream.write
@@ -65,5 +65,4 @@ class TableWriter(RecordWriter):
         self._file(0, jf, label="file")
 
     def close(self):
-        self.stream.write("\n")
         super().close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..decode import BlobError, decode_file_blob, decode_job_blob
 from ..formats.markers import InputKind
-from ..model import JobFile, JobType, Provenance
+from ..model import Job, JobFile, JobType, Provenance
 from .result import SourceError, SourceResult
 
 ID_COLUMN = 0
@@ -28,8 +28,10 @@ def _open(path: Path):
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__).strip()[:160]
+    """libesedb chains 'function: message.' clauses; keep the first two messages."""
+    text = " ".join(str(exc).split())
+    messages = [part.split(": ", 1)[-1].strip() for part in text.split(". ") if part.strip()]
+    return ": ".join(messages[:2]).rstrip(".")[:200] or type(exc).__name__
 
 
 def _table(database, name: str):
@@ -41,47 +43,61 @@ def _table(database, name: str):
 
 
 def _rows(table, name: str, result: SourceResult):
-    """(index, id text, blob bytes) for every row; unreadable rows become warnings."""
+    """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors."""
     try:
         count = table.get_number_of_records()
     except (OSError, IOError) as exc:
         raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
     for index in range(count):
+        record_id = blob = None
         try:
             record = table.get_record(index)
             raw_id = record.get_value_data(ID_COLUMN)
+            record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
             if record.is_long_value(BLOB_COLUMN):
                 blob = record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
             else:
                 blob = record.get_value_data(BLOB_COLUMN)
         except (OSError, IOError) as exc:
-            result.warnings.append(f"{name} record {index}: unreadable ({_short(exc)})")
+            reason = f"blob unreadable ({_short(exc)})"
+            result.errors.append(f"{name} record {index} ({record_id or 'id unreadable'}): {reason}")
+            yield index, record_id, None, reason
             continue
-        record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
-        yield index, record_id, bytes(blob or b"")
+        yield index, record_id, bytes(blob or b""), None
 
 
 def read_ese(path: Path, sha256: str | None) -> SourceResult:
     result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
     database = _open(path)
     try:
-        names = {table.name for table in database.tables}
+        try:
+            names = {table.name for table in database.tables}
+        except (OSError, IOError) as exc:
+            raise SourceError(f"cannot read the ESE catalog ({_short(exc)})") from None
         if "Jobs" not in names:
             raise SourceError("ESE database without a Jobs table (not a BITS qmgr.db)")
         files_by_id: dict[str, JobFile] = {}
         file_blobs: dict[str, tuple[int, bytes]] = {}
         if "Files" in names:
-            for index, file_id, blob in _rows(_table(database, "Files"), "Files", result):
+            for index, file_id, blob, _ in _rows(_table(database, "Files"), "Files", result):
                 file_blobs[file_id or f"row-{index}"] = (index, blob)
         else:
             result.warnings.append("no Files table: job files cannot be resolved")
-        for index, job_id, blob in _rows(_table(database, "Jobs"), "Jobs", result):
+        unreadable_jobs = 0
+        for index, job_id, blob, reason in _rows(_table(database, "Jobs"), "Jobs", result):
             provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                     table="Jobs", record_index=index, recovered_from="live table")
+            if blob is None:
+                unreadable_jobs += 1
+                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
+                continue
             try:
                 job = decode_job_blob(blob)
             except BlobError as exc:
-                result.warnings.append(f"Jobs record {index} ({job_id}): {exc}")
+                result.errors.append(f"Jobs record {index} ({job_id}): {exc}")
+                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
+                                       undecoded=blob, blob_size=len(blob)))
+                unreadable_jobs += 1
                 continue
             job.provenance = provenance
             if job_id and job.job_id != job_id:
@@ -102,6 +118,9 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
         for file_id, (index, blob) in file_blobs.items():
             if file_id not in files_by_id:
                 result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
+        if unreadable_jobs and result.orphan_files:
+            result.warnings.append(f"{len(result.orphan_files)} file row(s) reported as orphans may belong to the "
+                                   f"{unreadable_jobs} job row(s) that could not be decoded")
     finally:
         database.close()
     return result
@@ -111,10 +130,13 @@ def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: 
                  layout: str | None) -> JobFile:
     provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                             table="Files", record_index=index, recovered_from="live table")
-    try:
-        jf = decode_file_blob(blob, file_id, layout)
-    except BlobError as exc:
-        result.warnings.append(f"Files record {index} ({file_id}): {exc}")
-        jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=blob)
+    if blob is None:
+        jf = JobFile(file_id=file_id, partial=True, partial_reason="blob unreadable")
+    else:
+        try:
+            jf = decode_file_blob(blob, file_id, layout)
+        except BlobError as exc:
+            result.errors.append(f"Files record {index} ({file_id}): {exc}")
+            jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=blob)
     jf.provenance = provenance
     return jf

@@ -17,6 +17,7 @@ class SourceResult:
     jobs: list[Job] = field(default_factory=list)
     orphan_files: list[JobFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)   # damage: the run exits non-zero
 
 
 class SourceError(Exception):
