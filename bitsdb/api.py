@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -23,11 +24,36 @@ def read(path: str | Path) -> SourceResult:
         if size == 0:
             raise SourceError("empty file")
         kind = detect_file(path)
-        sha256 = sha256_of(path)
     except PermissionError:
         raise SourceError("permission denied") from None
     except OSError as exc:
         raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+    # Hashing runs beside decoding (hashlib releases the GIL): on CPUs without SHA
+    # instructions it costs as much as the whole parse.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digest = pool.submit(sha256_of, path)
+        result = _read_kind(path, kind)
+        try:
+            stamp_sha256(result, digest.result())
+        except OSError as exc:
+            raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+    return result
+
+
+def stamp_sha256(result: SourceResult, sha256: str) -> None:
+    """Record the source hash on the result and on every record's provenance."""
+    result.sha256 = sha256
+    for job in result.jobs:
+        for record in [job, *job.files]:
+            if record.provenance is not None and record.provenance.source_path == result.path:
+                record.provenance.source_sha256 = sha256
+    for jf in result.orphan_files:
+        if jf.provenance is not None and jf.provenance.source_path == result.path:
+            jf.provenance.source_sha256 = sha256
+
+
+def _read_kind(path: Path, kind: InputKind) -> SourceResult:
+    sha256 = None
     if kind is InputKind.ESE_DATABASE:
         from .sources.ese import read_ese
 

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from construct import Container, ConstructError, Struct
+from construct import Container, ConstructError, Struct, Tell
 
 from .formats import file as file_fmt
 from .formats import job as job_fmt
@@ -26,7 +26,7 @@ from .formats.markers import (
     PROGRESS_TERMINATOR,
     marker_label,
 )
-from .formats.primitives import Acl, BinarySid, SecurityDescriptor
+from .formats.primitives import Acl, BinarySid, SecurityDescriptorHeader
 from .model import (
     INTEGRITY_LEVELS,
     WELL_KNOWN_SIDS,
@@ -85,28 +85,34 @@ class SectionWalk:
 def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | None, int, str | None]:
     """Parse `schema` at `offset`; on failure keep the longest prefix of its fields that parses."""
     try:
-        value = schema.parse(data[offset:])
-        size = _consumed(schema, data, offset)
-        return value, offset + size, None
+        probe = _probe(schema).parse(data[offset:] if offset else data)
+        return probe.value, offset + probe.end, None
     except (ConstructError, UnicodeDecodeError, OverflowError, ValueError) as exc:
         error = _describe(exc)
     if not isinstance(schema, Struct):
         return None, offset, error
     best: tuple[Container | None, int] = (None, offset)
     for count in range(1, len(schema.subcons)):
-        prefix = Struct(*schema.subcons[:count])
         try:
-            value = prefix.parse(data[offset:])
+            probe = _probe(Struct(*schema.subcons[:count])).parse(data[offset:])
         except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
             break
-        best = (value, offset + _consumed(prefix, data, offset))
+        best = (probe.value, offset + probe.end)
     return best[0], best[1], error
 
 
-def _consumed(schema: Any, data: bytes, offset: int) -> int:
-    from construct import Tell
-    probe = Struct("_v" / schema, "_end" / Tell)
-    return probe.parse(data[offset:])._end
+_PROBES: dict[int, Struct] = {}
+
+
+def _probe(schema: Any) -> Struct:
+    """`schema` followed by its end offset, so one parse gives both value and size."""
+    probe = _PROBES.get(id(schema))
+    if probe is None or probe.value_schema is not schema:
+        probe = Struct("value" / schema, "end" / Tell)
+        probe.value_schema = schema
+        if len(_PROBES) < 256:
+            _PROBES[id(schema)] = probe
+    return probe
 
 
 def _describe(exc: Exception) -> str:
@@ -114,8 +120,30 @@ def _describe(exc: Exception) -> str:
     return text[:200]
 
 
+_WHOLE: dict[tuple, Struct] = {}
+
+
+def _whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
+    key = tuple(id(schema) for _, schema in sections)
+    whole = _WHOLE.get(key)
+    if whole is None:
+        whole = _WHOLE[key] = Struct(*(name / schema for name, schema in sections))
+    return whole
+
+
 def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]]) -> SectionWalk:
-    """Parse named sections one after the other; stop at the first that fails."""
+    """Parse named sections one after the other; stop at the first that fails.
+
+    Well-formed records take one parse of all sections (the common case, twice as fast);
+    anything else is walked section by section to keep what validates.
+    """
+    try:
+        probe = _probe(_whole_record(sections)).parse(data[offset:] if offset else data)
+        errors = probe.value.get("errors")
+        if errors is None or errors.count == 0 or _plausible_times(probe.value.get("counters")):
+            return SectionWalk(parsed={name: probe.value[name] for name, _ in sections}, end=offset + probe.end)
+    except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
+        pass
     walk = SectionWalk(parsed={}, end=offset)
     for index, (name, schema) in enumerate(sections):
         if name == "errors":
@@ -138,18 +166,20 @@ def _choose_error_form(data: bytes, offset: int, following: Sequence[tuple[str, 
     counters = dict(following).get("counters", job_fmt.JobCounters)
     for form in (job_fmt.ErrorSection21, job_fmt.ErrorSection25):
         try:
-            errors = form.parse(data[offset:])
-            if errors.count == 0:
+            probe = _probe(form).parse(data[offset:])
+            if probe.value.count == 0:
                 return job_fmt.ErrorSection21
-            after = offset + _consumed(form, data, offset)
-            times = counters.parse(data[after:])
+            times = counters.parse(data[offset + probe.end:])
         except (ConstructError, ValueError):
             continue
-        if plausible_filetime(times.creation_time, allow_zero=False) and plausible_filetime(
-            times.modification_time
-        ):
+        if _plausible_times(times):
             return form
     return job_fmt.ErrorSection21
+
+
+def _plausible_times(counters: Container | None) -> bool:
+    return counters is not None and plausible_filetime(counters.creation_time, allow_zero=False) \
+        and plausible_filetime(counters.modification_time)
 
 
 # --------------------------------------------------------------------------- jobs
@@ -377,15 +407,15 @@ def decode_security(owner: Container) -> SecurityInfo:
     if not raw:
         return info
     try:
-        sd = SecurityDescriptor.parse(raw)
+        sd = SecurityDescriptorHeader.parse(raw)
+        info.control = sd.control
+        info.owner = BinarySid.parse(raw[sd.owner_offset:]) if sd.owner_offset else None
+        info.group = BinarySid.parse(raw[sd.group_offset:]) if sd.group_offset else None
+        info.dacl = _aces(Acl.parse(raw[sd.dacl_offset:])) if sd.dacl_offset else []
+        info.sacl = _aces(Acl.parse(raw[sd.sacl_offset:])) if sd.sacl_offset else []
     except (ConstructError, ValueError, OverflowError) as exc:
         info.decode_error = _describe(exc)
         return info
-    info.control = sd.control
-    info.owner = sd.owner if isinstance(sd.owner, str) else None
-    info.group = sd.group if isinstance(sd.group, str) else None
-    info.dacl = _aces(sd.dacl)
-    info.sacl = _aces(sd.sacl)
     for ace in info.sacl:
         if ace.ace_type == 0x11:
             info.integrity_label = ace.sid
@@ -394,7 +424,7 @@ def decode_security(owner: Container) -> SecurityInfo:
 
 def _aces(acl: Container) -> list[Ace]:
     out = []
-    for ace in acl.get("aces", []) if acl else []:
+    for ace in acl.aces:
         body = ace.body
         sid = body.sid if isinstance(body, Container) else None
         out.append(Ace(ace_type=ace.ace_type, ace_type_name=ACE_TYPE_NAMES.get(ace.ace_type, str(ace.ace_type)),
@@ -429,7 +459,8 @@ def build_security_descriptor(owner_sid: str, integrity_rid: int) -> bytes:
     dacl_off = sacl_off + len(sacl)
     owner_off = dacl_off + len(dacl)
     group_off = owner_off + len(owner)
-    head = struct.pack("<BBHIIII", 1, 0, 0x801F, owner_off, group_off, sacl_off, dacl_off)
+    head = SecurityDescriptorHeader.build(dict(revision=1, sbz1=0, control=0x801F, owner_offset=owner_off,
+                                               group_offset=group_off, sacl_offset=sacl_off, dacl_offset=dacl_off))
     return head + sacl + dacl + owner + owner + b"\x00" * 4
 
 

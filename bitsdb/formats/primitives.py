@@ -17,10 +17,8 @@ from construct import (
     Int16ul,
     Int32ul,
     Int64ul,
-    Pointer,
     Struct,
     Switch,
-    Tell,
     this,
 )
 
@@ -125,20 +123,9 @@ Acl = Struct(
 )
 
 
-def _pointed(offset_field: str, subcon):
-    """A sub-structure at a self-relative offset; absent when the offset is 0."""
-    return Switch(
-        lambda ctx: ctx[offset_field] != 0,
-        {True: Pointer(lambda ctx: ctx._sd_start + ctx[offset_field], subcon)},
-        default=Struct(),
-    )
-
-
-#: Self-relative SECURITY_DESCRIPTOR (FORMAT.md §1.5). Parse-only helper layout: the
-#: offsets point into the same buffer, so the job schema keeps the SD as bytes and
-#: decodes them with this struct (see bitsdb.decode), which keeps build exact.
-SecurityDescriptor = Struct(
-    "_sd_start" / Tell,
+#: Header of a self-relative SECURITY_DESCRIPTOR (FORMAT.md §1.5): the owner and group
+#: SIDs and the two ACLs (Acl, BinarySid above) sit at these offsets from its start.
+SecurityDescriptorHeader = Struct(
     "revision" / Int8ul,
     "sbz1" / Int8ul,
     "control" / Int16ul,
@@ -146,8 +133,4 @@ SecurityDescriptor = Struct(
     "group_offset" / Int32ul,
     "sacl_offset" / Int32ul,
     "dacl_offset" / Int32ul,
-    "owner" / _pointed("owner_offset", BinarySid),
-    "group" / _pointed("group_offset", BinarySid),
-    "sacl" / _pointed("sacl_offset", Acl),
-    "dacl" / _pointed("dacl_offset", Acl),
 )
