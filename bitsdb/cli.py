@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -46,6 +45,8 @@ class Run:
 
     def unexpected(self, path: str, exc: BaseException) -> None:
         if self.debug:
+            import traceback
+
             traceback.print_exc()
         self.fail(path, f"internal error while reading: {type(exc).__name__}: {exc}"
                   + ("" if self.debug else " (run with --debug for details)"))

@@ -18,13 +18,13 @@ def _open(path: Path):
     import pyesedb  # imported here: keeps `bitsdb --help` fast
 
     database = pyesedb.file()
+    handle = open(path, "rb")   # our own read-only handle: libesedb cannot write through it
     try:
-        with open(path, "rb") as handle:   # read-only handle: libesedb never writes through it
-            pass
-        database.open(str(path))
+        database.open_file_object(handle)
     except (OSError, IOError) as exc:
+        handle.close()
         raise SourceError(f"not a readable ESE database ({_short(exc)})") from None
-    return database
+    return database, handle
 
 
 def _short(exc: Exception) -> str:
@@ -68,7 +68,7 @@ def _rows(table, name: str, result: SourceResult):
 
 def read_ese(path: Path, sha256: str | None) -> SourceResult:
     result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
-    database = _open(path)
+    database, handle = _open(path)
     try:
         try:
             names = {table.name for table in database.tables}
@@ -123,6 +123,7 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
                                    f"{unreadable_jobs} job row(s) that could not be decoded")
     finally:
         database.close()
+        handle.close()
     return result
 
 
