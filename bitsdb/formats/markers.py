@@ -53,6 +53,7 @@ class InputKind(str, Enum):
     LEGACY_STATE_FILE = "legacy_state_file"
     RAW_JOB = "raw_job_blob"
     RAW_FILE = "raw_file_blob"
+    RAW_LEGACY_FILES = "raw_legacy_file_list"    # inline file records of a legacy job
     UNKNOWN = "unknown"
 
 

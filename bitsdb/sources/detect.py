@@ -7,6 +7,7 @@ from pathlib import Path
 from ..formats.markers import (
     ALL_JOB_MARKERS,
     ESE_SIGNATURE,
+    FILE_LIST_MARKER,
     FILE_MARKER,
     LEGACY_FILE_HEADER,
     LEGACY_QUEUE_MARKER,
@@ -27,6 +28,8 @@ def detect_bytes(head: bytes) -> InputKind:
         return InputKind.LEGACY_STATE_FILE
     if head[:16] == FILE_MARKER:
         return InputKind.RAW_FILE
+    if head[:16] == FILE_LIST_MARKER:
+        return InputKind.RAW_LEGACY_FILES
     if head[:16] in ALL_JOB_MARKERS or head[16:32] in ALL_JOB_MARKERS:
         return InputKind.RAW_JOB
     if len(head) >= 0x60:
