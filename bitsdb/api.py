@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
 from .model import Job
@@ -64,7 +64,7 @@ def _read_kind(path: Path, kind: InputKind) -> SourceResult:
         except ImportError:
             raise SourceError("legacy state file (qmgr0/1.dat): not supported yet") from None
         return read_legacy(path, sha256)
-    if kind in (InputKind.RAW_JOB, InputKind.RAW_FILE):
+    if kind in (InputKind.RAW_JOB, InputKind.RAW_FILE, InputKind.RAW_LEGACY_FILES):
         from .sources.raw import read_raw
 
         return read_raw(path, sha256, kind)
@@ -82,7 +82,65 @@ def expand(path: str | Path) -> list[Path]:
     return [path]
 
 
-def parse(path: str | Path) -> Iterator[Job]:
-    """Yield every job of one file or of every BITS file under a folder."""
-    for item in expand(path):
-        yield from read(item).jobs
+def read_paths(paths: Iterable[str | Path], *, recover: bool = False
+               ) -> Iterator[tuple[str, SourceResult | Exception]]:
+    """Every input (folders expanded) with its result or the exception that stopped it.
+
+    Legacy state files of one folder are read together, so each job is marked as coming
+    from the current or the previous state. With `recover`, each database or state file
+    (and the ESE logs beside a qmgr.db) is also carved, and the distinct historical
+    versions not identical to a live record are added, marked `recovered`.
+    Never raises: one bad input never stops a batch.
+    """
+    items: list[Path] = []
+    for given in paths:
+        try:
+            items.extend(expand(given))
+        except SourceError as exc:
+            yield str(given), exc
+    legacy = []
+    for item in items:
+        try:
+            if item.is_file() and item.stat().st_size and detect_file(item) is InputKind.LEGACY_STATE_FILE:
+                legacy.append(item)
+        except OSError:
+            pass
+    paired: dict[Path, SourceResult | SourceError] = {}
+    if legacy:
+        from .sources.legacy import read_legacy_pairs
+
+        paired = dict(read_legacy_pairs(legacy))
+    for item in items:
+        try:
+            outcome = paired[item] if item in paired else read(item)
+            if recover and isinstance(outcome, SourceResult) and outcome.kind in RECOVERABLE_KINDS:
+                # A state file's live records include those its sibling holds (not repeated there).
+                siblings = [r for p, r in paired.items() if p.parent == item.parent and isinstance(r, SourceResult)]
+                add_recovered(item, outcome, siblings or [outcome])
+        except Exception as exc:  # noqa: BLE001 - reported by the caller, with the path
+            outcome = exc
+        yield str(item), outcome
+
+
+RECOVERABLE_KINDS = (InputKind.ESE_DATABASE.value, InputKind.LEGACY_STATE_FILE.value)
+
+
+def add_recovered(path: Path, result: SourceResult, live: list[SourceResult]) -> None:
+    """Carve the source (and its companions) and append what the `live` results lack."""
+    from .carve.recover import recover_source
+
+    known = SourceResult(path=str(path), kind=result.kind,
+                         jobs=[job for r in live for job in r.jobs],
+                         orphan_files=[jf for r in live for jf in r.orphan_files])
+    recovery = recover_source(path, known)
+    result.warnings.extend(recovery.warnings)
+    result.jobs.extend(recovery.jobs)
+    result.orphan_files.extend(recovery.history.orphan_files)
+
+
+def parse(path: str | Path, *, recover: bool = False) -> Iterator[Job]:
+    """Yield every job of one file or of every BITS file under a folder (+ recovered versions)."""
+    for _, outcome in read_paths([path], recover=recover):
+        if isinstance(outcome, Exception):
+            raise outcome
+        yield from outcome.jobs
