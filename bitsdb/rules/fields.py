@@ -1,0 +1,248 @@
+"""The fields rules can name: one flat view of a Job (and of each of its files).
+
+Path-like fields hold the normalised form (see `paths.normalise_path`); findings quote
+the original value of the field it came from. The registry below is the reference
+`docs/RULES.md` is generated from, and a rule naming a field not in it does not load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from ..timeutil import filetime_to_iso
+from ..model import Job, JobFile, NotifyFlags, SecurityFlags, flag_names
+from . import paths
+
+FILETIME_PER_DAY = 864_000_000_000
+NOTIFY_FIRE_MASK = NotifyFlags.JOB_TRANSFERRED | NotifyFlags.JOB_ERROR
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    path: str
+    kind: str            # str | path | int | float | bool | list (path: normalised, needles too)
+    description: str
+    shown_as: str | None = None     # the raw field findings quote instead of the normalised value
+
+
+JOB_FIELDS = [
+    FieldSpec("job_id", "str", "job GUID"),
+    FieldSpec("display_name", "str", "job display name (as stored)"),
+    FieldSpec("description", "str", "job description (as stored)"),
+    FieldSpec("type", "str", "DOWNLOAD | UPLOAD | UPLOAD_REPLY (unknown values as numbers)"),
+    FieldSpec("state", "str", "QUEUED … CANCELLED (BG_JOB_STATE name)"),
+    FieldSpec("priority", "str", "FOREGROUND | HIGH | NORMAL | LOW"),
+    FieldSpec("notify_program", "path", "notify program, normalised path", "notify_program"),
+    FieldSpec("notify_parameters", "str", "notify parameters, as stored"),
+    FieldSpec("notify_command", "str", "program + parameters, lower-case, carets/empty quotes removed, "
+              "environment variables expanded", "notify_command"),
+    FieldSpec("notify_image", "path", "the program BITS starts (program field, else first token of the "
+              "parameters), normalised", "notify_command"),
+    FieldSpec("notify_image_name", "str", "file name of notify_image", "notify_command"),
+    FieldSpec("notify_image_dir", "path", "folder of notify_image (ends with a backslash)", "notify_command"),
+    FieldSpec("notify_flags", "int", "BG_NOTIFY_* bit set"),
+    FieldSpec("notify_flag_names", "list", "names of the set notify flags"),
+    FieldSpec("notify_fires", "bool", "a command is set, flags include JOB_TRANSFERRED or JOB_ERROR and "
+              "not DISABLE (flags absent count as the default 3)", "notify_command"),
+    FieldSpec("notify_launches_download", "bool", "the notify command names one of the job's local files",
+              "notify_command"),
+    FieldSpec("owner_sid", "str", "owner SID"),
+    FieldSpec("owner_name", "str", "well-known owner name (SYSTEM, LOCAL SERVICE, NETWORK SERVICE)"),
+    FieldSpec("integrity_level", "str", "owner token integrity level (low, medium, high, system …)"),
+    FieldSpec("integrity_rid", "int", "owner token integrity RID (0x4000 = system)"),
+    FieldSpec("creator_image", "path", "image of the process that created the job, normalised (ESE only)",
+              "creator_image"),
+    FieldSpec("creator_name", "str", "file name of creator_image", "creator_image"),
+    FieldSpec("creator_dir", "path", "folder of creator_image (ends with a backslash)", "creator_image"),
+    FieldSpec("creator_known_updater", "bool", "creator_image matches the creator of an allow-list entry",
+              "creator_image"),
+    FieldSpec("allowlisted", "bool", "creator, owner, name and every remote host match one allow-list entry"),
+    FieldSpec("allowlist_entry", "str", "name of the matching allow-list entry"),
+    FieldSpec("min_retry_delay", "int", "seconds between retries (default 600)"),
+    FieldSpec("no_progress_timeout", "int", "seconds without progress before ERROR (default 1 209 600)"),
+    FieldSpec("no_progress_timeout_days", "float", "no_progress_timeout in days", "no_progress_timeout"),
+    FieldSpec("max_download_time", "int", "seconds a download may take (default 7 776 000)"),
+    FieldSpec("transient_error_count", "int", "transient error counter"),
+    FieldSpec("lifetime_days", "float", "days from creation to the last modification/completion",
+              "creation_time"),
+    FieldSpec("expiry_window_days", "float", "days from inactivity base time to expiration (90 by default)",
+              "expiration_time"),
+    FieldSpec("proxy_usage", "str", "PRECONFIG | NO_PROXY | OVERRIDE | AUTODETECT"),
+    FieldSpec("proxy_list", "str", "proxy list (as stored)"),
+    FieldSpec("proxy_bypass", "str", "proxy bypass list (as stored)"),
+    FieldSpec("security_flags", "int", "BG_SSL_* / redirect policy bit set"),
+    FieldSpec("security_flag_names", "list", "names of the set security flags"),
+    FieldSpec("custom_headers", "bool", "the job carries (DPAPI-protected) custom HTTP headers"),
+    FieldSpec("http_method", "str", "HTTP verb (ESE only)"),
+    FieldSpec("error_count", "int", "number of stored error records"),
+    FieldSpec("error_hresults", "list", "stored error HRESULTs as 0x........ text"),
+    FieldSpec("file_count", "int", "number of files attached to the job"),
+    FieldSpec("partial", "bool", "the record did not decode completely"),
+    FieldSpec("provenance.recovered", "bool", "recovered (deleted / stale) record rather than a live one"),
+    FieldSpec("provenance.recovered_from", "str", "where a recovered record came from"),
+    FieldSpec("provenance.state_file", "str", "legacy state file role: current | previous"),
+    FieldSpec("provenance.source_kind", "str", "kind of the evidence file (ese_database, legacy_state_file …)"),
+    FieldSpec("provenance.source_path", "str", "evidence file path"),
+]
+
+FILE_FIELDS = [
+    FieldSpec("files.local_name", "path", "local file, normalised path", "files.local_name"),
+    FieldSpec("files.local_dir", "path", "folder of the local file (ends with a backslash)", "files.local_name"),
+    FieldSpec("files.local_basename", "str", "file name of the local file", "files.local_name"),
+    FieldSpec("files.local_ext", "str", "extension of the local file (no dot)", "files.local_name"),
+    FieldSpec("files.remote_name", "str", "remote URL / UNC path (as stored)"),
+    FieldSpec("files.remote_scheme", "str", "http, https, ftp, file, smb, or unc for \\\\host\\share",
+              "files.remote_name"),
+    FieldSpec("files.remote_host", "str", "remote host, lower-case, no brackets", "files.remote_name"),
+    FieldSpec("files.remote_host_is_ip", "bool", "remote host is a literal IPv4/IPv6 (or numeric) address",
+              "files.remote_name"),
+    FieldSpec("files.remote_port", "int", "explicit port in the URL", "files.remote_name"),
+    FieldSpec("files.remote_port_nonstandard", "bool", "explicit port other than the scheme's default",
+              "files.remote_name"),
+    FieldSpec("files.remote_path", "str", "path and query of the URL", "files.remote_name"),
+    FieldSpec("files.remote_path_length", "int", "length of remote_path", "files.remote_name"),
+    FieldSpec("files.remote_random_segment", "int", "length of the longest random-looking token of the path "
+              "(24+ characters between separators, letters and digits, entropy >= 3.5 bits/char; else 0)",
+              "files.remote_name"),
+    FieldSpec("files.temp_name", "path", "BITS temporary file, normalised path", "files.temp_name"),
+    FieldSpec("files.bytes_total", "int", "file size (-1 unknown)"),
+    FieldSpec("files.bytes_transferred", "int", "bytes transferred"),
+]
+
+FIELDS: dict[str, FieldSpec] = {spec.path: spec for spec in JOB_FIELDS + FILE_FIELDS}
+
+
+def _name(value: Any) -> Any:
+    if isinstance(value, IntEnum):
+        return value.name
+    return None if value is None else str(value)
+
+
+def _folder(path: str | None) -> str | None:
+    """Folders end with a backslash so that `contains: '\\temp\\'` also matches the last one."""
+    folder = paths.dirname(path)
+    return None if folder is None else folder + "\\"
+
+
+def _days(start: int | None, end: int | None) -> float | None:
+    if not start or not end:
+        return None
+    return round((end - start) / FILETIME_PER_DAY, 3)
+
+
+class View:
+    """Field values (normalised) plus what a finding quotes for each of them."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.raw: dict[str, Any] = {}
+
+    def set(self, path: str, value: Any, raw: Any = None) -> None:
+        self.values[path] = value
+        if raw is not None:
+            self.raw[path] = raw
+
+    def get(self, path: str) -> Any:
+        return self.values.get(path)
+
+    def shown(self, path: str) -> tuple[str, Any]:
+        """(field, value) as a finding quotes them: the raw field when the path is derived."""
+        spec = FIELDS.get(path)
+        source = spec.shown_as if spec and spec.shown_as else path
+        if source in self.raw:
+            return source, self.raw[source]
+        return path, self.values.get(path)
+
+
+def file_view(jf: JobFile) -> View:
+    view = View()
+    local = paths.normalise_path(jf.local_name)
+    view.set("files.local_name", local, jf.local_name)
+    view.set("files.local_dir", _folder(local))
+    view.set("files.local_basename", paths.basename(local))
+    view.set("files.local_ext", paths.extension(local))
+    remote = paths.parse_remote(jf.remote_name)
+    view.set("files.remote_name", jf.remote_name, jf.remote_name)
+    view.set("files.remote_scheme", remote["scheme"])
+    host = remote["host"]
+    view.set("files.remote_host", host)
+    view.set("files.remote_host_is_ip", paths.host_is_ip(host))
+    port = remote["port"]
+    view.set("files.remote_port", port)
+    default = paths.DEFAULT_PORTS.get(str(remote["scheme"]))
+    view.set("files.remote_port_nonstandard", port is not None and port != default)
+    view.set("files.remote_path", remote["path"])
+    view.set("files.remote_path_length", len(remote["path"] or ""))
+    view.set("files.remote_random_segment", paths.longest_random_segment(remote["path"]))
+    view.set("files.temp_name", paths.normalise_path(jf.temp_name), jf.temp_name)
+    view.set("files.bytes_total", jf.bytes_total)
+    view.set("files.bytes_transferred", jf.bytes_transferred)
+    return view
+
+
+def job_view(job: Job) -> tuple[View, list[View]]:
+    """The rule-facing view of a job and of each of its files (allow-list fields are added later)."""
+    view = View()
+    files = [file_view(jf) for jf in job.files]
+    view.set("job_id", job.job_id)
+    view.set("display_name", job.display_name)
+    view.set("description", job.description)
+    view.set("type", _name(job.type))
+    view.set("state", _name(job.state))
+    view.set("priority", _name(job.priority))
+    program = (job.notify_program or "").strip() or None
+    parameters = (job.notify_parameters or "").strip() or None
+    raw_command = " ".join(p for p in (job.notify_program, job.notify_parameters) if p and p.strip()) or None
+    view.raw["notify_command"] = raw_command
+    view.set("notify_program", paths.normalise_path(program), job.notify_program)
+    view.set("notify_parameters", parameters)
+    view.set("notify_command", paths.deobfuscate_command(raw_command))
+    image = paths.command_image(program, parameters)
+    view.set("notify_image", image)
+    view.set("notify_image_name", paths.basename(image))
+    view.set("notify_image_dir", _folder(image))
+    view.set("notify_flags", job.notify_flags)
+    view.set("notify_flag_names", flag_names(NotifyFlags, job.notify_flags) if job.notify_flags is not None else [])
+    flags = 3 if job.notify_flags is None else job.notify_flags
+    view.set("notify_fires", bool(raw_command) and bool(flags & NOTIFY_FIRE_MASK) and not flags & NotifyFlags.DISABLE)
+    command = view.get("notify_command") or ""
+    locals_ = [f.get("files.local_name") for f in files if f.get("files.local_name")]
+    launches = bool(raw_command) and any(
+        local == image or local in command or (paths.basename(local) or "\0") == paths.basename(image)
+        for local in locals_)
+    view.set("notify_launches_download", launches)
+    view.set("owner_sid", job.owner_sid)
+    view.set("owner_name", job.owner_name)
+    security = job.security
+    view.set("integrity_level", security.owner_integrity_level if security else None)
+    view.set("integrity_rid", security.owner_integrity_rid if security else None)
+    creator = paths.normalise_path(job.creator_image) if job.creator_image and job.creator_image.strip() else None
+    view.set("creator_image", creator, job.creator_image)
+    view.set("creator_name", paths.basename(creator))
+    view.set("creator_dir", _folder(creator))
+    for name in ("min_retry_delay", "no_progress_timeout", "max_download_time", "transient_error_count",
+                 "proxy_list", "proxy_bypass", "security_flags", "http_method"):
+        view.set(name, getattr(job, name))
+    npt = job.no_progress_timeout
+    view.set("no_progress_timeout_days", None if npt is None else round(npt / 86400, 3))
+    last = max(job.modification_time or 0, job.completion_time or 0) or None
+    view.set("lifetime_days", _days(job.creation_time, last))
+    view.set("expiry_window_days", _days(job.inactivity_base_time, job.expiration_time))
+    for name in ("creation_time", "expiration_time"):
+        view.raw[name] = filetime_to_iso(getattr(job, name)) if getattr(job, name) else None
+    view.set("proxy_usage", _name(job.proxy_usage))
+    view.set("security_flag_names",
+             flag_names(SecurityFlags, job.security_flags) if job.security_flags is not None else [])
+    view.set("custom_headers", job.custom_headers is not None)
+    view.set("error_count", len(job.errors))
+    view.set("error_hresults", [e.hresult_hex for e in job.errors if e.hresult_hex])
+    view.set("file_count", len(job.files))
+    view.set("partial", job.partial)
+    prov = job.provenance
+    view.set("provenance.recovered", bool(prov and prov.recovered))
+    for name in ("recovered_from", "state_file", "source_kind", "source_path"):
+        view.set("provenance." + name, getattr(prov, name) if prov else None)
+    return view, files
+
