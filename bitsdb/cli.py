@@ -47,7 +47,7 @@ class Run:
         if self.debug:
             import traceback
 
-            traceback.print_exc()
+            traceback.print_exception(exc)
         self.fail(path, f"internal error while reading: {type(exc).__name__}: {exc}"
                   + ("" if self.debug else " (run with --debug for details)"))
 
@@ -65,20 +65,87 @@ def open_output(output: str | None, inputs: tuple[str, ...]):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bitsdb")
 def cli() -> None:
-    """Offline forensic parser for the Windows BITS job database.
+    """Offline forensic parser for the Windows BITS job database (MITRE ATT&CK T1197).
 
-    Reads qmgr.db (Windows 10/11, Server 2016+), raw Jobs/Files blobs and, where
-    supported, legacy qmgr0.dat/qmgr1.dat state files. Evidence is opened read-only.
+    Reads qmgr.db (Windows 10/11, Server 2016+), legacy qmgr0.dat/qmgr1.dat state
+    files (Windows XP-8.1, early Windows 10), raw Jobs/Files records and folders
+    holding them. Evidence is opened read-only and never modified.
     """
 
 
+def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False):
+    """(input, SourceResult) for every input that could be read; problems are reported and counted."""
+    from .api import read_paths
+    from .sources.result import SourceError
+
+    for item, result in read_paths(paths, recover=recover):
+        if isinstance(result, SourceError):
+            run.fail(item, str(result))
+            continue
+        if isinstance(result, Exception):
+            run.unexpected(item, result)
+            continue
+        for warning in result.warnings:
+            report_warning(item, warning)
+        for problem in result.errors:
+            run.fail(item, problem)
+        yield item, result
+
+
+def write_inputs(paths: tuple[str, ...], writer, run: Run, *, recover: bool = False) -> None:
+    """Read every input (folders expanded) into `writer`; problems are counted, never fatal."""
+    for item, result in readable_results(paths, run, recover=recover):
+        writer.begin_source(item, result.kind, len(result.jobs), len(result.orphan_files))
+        for job in result.jobs:
+            writer.write_job(job)
+        for jf in result.orphan_files:
+            writer.write_orphan(jf)
+
+
+def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,
+                recover: bool, findings: bool, rule_paths: tuple[str, ...]) -> None:
+    from .output import make_writer
+
+    findings_for = None
+    if findings:
+        from .rules.cli import load_rules_or_exit
+
+        findings_for = load_rules_or_exit(rule_paths).evaluate
+    run = Run(debug)
+    stream = open_output(output, paths)
+    writer = make_writer(fmt, stream, timeline=timeline, findings_for=findings_for)
+    try:
+        write_inputs(paths, writer, run, recover=recover)
+    finally:
+        writer.close()
+        if stream is not sys.stdout:
+            stream.close()
+    if run.failures:
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path())
+OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+DEBUG = click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
+RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
+                     help="Extra rule file or folder of .yaml files (repeatable), used for findings.")
+RECOVER = click.option("--recover", is_flag=True,
+                       help="Also carve deleted and historical job versions from the database, its ESE logs "
+                            "and state-file slack (marked recovered: true).")
+
+
 @cli.command("parse")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@PATHS
 @click.option("-f", "--format", "fmt", type=click.Choice(["jsonl", "json", "csv", "table"]), default="jsonl",
               show_default=True, help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
-def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool) -> None:
+@OUTPUT
+@RECOVER
+@click.option("--with-findings", is_flag=True,
+              help="Run the detection rules and attach each job's findings to its record.")
+@RULES
+@DEBUG
+def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, with_findings: bool,
+                  rule_paths: tuple[str, ...], debug: bool) -> None:
     """Decode every job (with its files) in PATHS: qmgr.db files, raw blobs or folders.
 
     \b
@@ -87,45 +154,53 @@ def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: b
              table       a readable summary.
     Exit status: 0 ok, 1 an input could not be read (others still processed), 2 usage.
     """
-    from .api import expand, read
-    from .output import make_writer
-    from .sources.result import SourceError
+    run_command(paths, fmt, output, debug, timeline=False, recover=recover, findings=with_findings,
+                rule_paths=rule_paths)
 
-    run = Run(debug)
-    stream = open_output(output, paths)
-    writer = make_writer(fmt, stream)
-    try:
-        for given in paths:
-            try:
-                items = expand(given)
-            except SourceError as exc:
-                run.fail(given, str(exc))
-                continue
-            for item in items:
-                try:
-                    result = read(item)
-                except SourceError as exc:
-                    run.fail(str(item), str(exc))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - one bad input never stops a batch
-                    run.unexpected(str(item), exc)
-                    continue
-                for warning in result.warnings:
-                    report_warning(str(item), warning)
-                for problem in result.errors:
-                    run.fail(str(item), problem)
-                writer.begin_source(str(item), result.kind, len(result.jobs), len(result.orphan_files))
-                for job in result.jobs:
-                    writer.write_job(job)
-                for jf in result.orphan_files:
-                    writer.write_orphan(jf)
-    finally:
-        writer.close()
-        if stream is not sys.stdout and output not in (None, "-"):
-            stream.close()
-    if run.failures:
-        sys.exit(EXIT_INPUT_ERROR)
+
+@cli.command("timeline")
+@PATHS
+@click.option("-f", "--format", "fmt", type=click.Choice(["timesketch", "timesketch-csv", "bodyfile", "ecs", "csv"]),
+              default="timesketch", show_default=True, help="Timeline format.")
+@OUTPUT
+@RECOVER
+@click.option("--findings/--no-findings", default=True, show_default=True,
+              help="Tag events with the rule ids of their job's findings.")
+@RULES
+@DEBUG
+def timeline_command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, findings: bool,
+                     rule_paths: tuple[str, ...], debug: bool) -> None:
+    """One event per meaningful timestamp of every job and file in PATHS.
+
+    \b
+    Formats: timesketch      JSONL for Timesketch (message, datetime, timestamp_desc, ...);
+             timesketch-csv  the same as CSV;
+             bodyfile        mactime 3.x body file (read with: mactime -b FILE -d -z UTC);
+             ecs             Elastic Common Schema 9.4.0 NDJSON;
+             csv             long-form CSV for Timeline Explorer (Timestamp, TimestampDescription).
+    Exit status as for parse.
+    """
+    run_command(paths, fmt, output, debug, timeline=True, recover=recover, findings=findings,
+                rule_paths=rule_paths)
+
+
+def _register_commands() -> None:
+    from .carve.cli import carve_command
+    from .rules.cli import rules_group, scan_command
+
+    for command in (scan_command, rules_group, carve_command):
+        cli.add_command(command)
+
+
+_register_commands()
 
 
 def main() -> None:
-    cli(prog_name="bitsdb")
+    try:
+        cli(prog_name="bitsdb")
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user who did not ask for one
+        if "--debug" in sys.argv:
+            raise
+        click.echo(f"bitsdb: error: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                   err=True)
+        sys.exit(EXIT_INPUT_ERROR)

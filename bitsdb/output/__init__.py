@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Callable
+
+from ..model import Job
 
 from .base import RecordWriter
 
-FORMATS = ("jsonl", "json", "csv", "table")
+#: One record per job (`bitsdb parse`).
+RECORD_FORMATS = ("jsonl", "json", "csv", "table")
+#: One record per event (`bitsdb timeline`).
+TIMELINE_FORMATS = ("timesketch", "timesketch-csv", "bodyfile", "ecs", "csv")
+
+_WRITERS = {
+    ("record", "jsonl"): ("jsonout", "JsonLinesWriter"),
+    ("record", "json"): ("jsonout", "JsonArrayWriter"),
+    ("record", "csv"): ("csvout", "CsvWriter"),
+    ("record", "table"): ("table", "TableWriter"),
+    ("timeline", "timesketch"): ("timesketch", "TimesketchJsonlWriter"),
+    ("timeline", "timesketch-csv"): ("timesketch", "TimesketchCsvWriter"),
+    ("timeline", "bodyfile"): ("bodyfile", "BodyfileWriter"),
+    ("timeline", "ecs"): ("ecs", "EcsWriter"),
+    ("timeline", "csv"): ("timeline_csv", "TimelineCsvWriter"),
+}
 
 
-def make_writer(name: str, stream: IO[str]) -> RecordWriter:
-    if name == "jsonl":
-        from .jsonout import JsonLinesWriter
-        return JsonLinesWriter(stream)
-    if name == "json":
-        from .jsonout import JsonArrayWriter
-        return JsonArrayWriter(stream)
-    if name == "csv":
-        from .csvout import CsvWriter
-        return CsvWriter(stream)
-    if name == "table":
-        from .table import TableWriter
-        return TableWriter(stream)
-    raise ValueError(f"unknown format {name}")
+def make_writer(name: str, stream: IO[str], *, timeline: bool = False,
+                findings_for: Callable[[Job], list] | None = None) -> RecordWriter:
+    """The writer for a format name; `timeline` picks the event formats (`bitsdb timeline`)."""
+    import importlib
+
+    key = ("timeline" if timeline else "record", name)
+    if key not in _WRITERS:
+        raise ValueError(f"unknown format {name}")
+    module, cls = _WRITERS[key]
+    writer_type = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return writer_type(stream, findings_for=findings_for)

@@ -87,21 +87,35 @@ FILE_COLUMNS = {
 SOURCE_COLUMNS = ("RecordType", "SourceFile", "SourceKind", "Table", "RecordIndex", "Offset", "Recovered",
                   "RecoveredFrom", "SourceSha256")
 
+def source_cells(p) -> list[str]:
+    """Cells for SOURCE_COLUMNS (the first, RecordType, is left to the caller)."""
+    if p is None:
+        return [""] * len(SOURCE_COLUMNS)
+    return ["", p.source_path, _text(p.source_kind), _text(p.table), _text(p.record_index), _text(p.offset),
+            str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
+
+
 COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS)
 
 
+FINDING_COLUMNS = ["FindingsMaxSeverity", "Findings"]
+
+
+def finding_cells(findings) -> list[str]:
+    """Highest severity and `severity:rule_id` list (findings come highest first)."""
+    if not findings:
+        return ["", ""]
+    return [findings[0].severity, "|".join(f"{f.severity}:{f.rule_id}" for f in findings)]
+
+
 class CsvWriter(RecordWriter):
-    def __init__(self, stream):
-        super().__init__(stream)
+    def __init__(self, stream, findings_for=None):
+        super().__init__(stream, findings_for)
         self._csv = csv.writer(stream, lineterminator="\n")
-        self._csv.writerow(COLUMNS)
+        self._csv.writerow(COLUMNS + (FINDING_COLUMNS if findings_for else []))
 
     def _source(self, record_type, provenance):
-        p = provenance
-        if p is None:
-            return [record_type] + [""] * (len(SOURCE_COLUMNS) - 1)
-        return [record_type, p.source_path, _text(p.source_kind), _text(p.table), _text(p.record_index),
-                _text(p.offset), str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
+        return [record_type] + source_cells(provenance)[1:]
 
     def _file_cells(self, index, jf: JobFile | None):
         if jf is None:
@@ -110,11 +124,12 @@ class CsvWriter(RecordWriter):
 
     def write_job(self, job: Job):
         head = self._source("job", job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
+        tail = finding_cells(self.findings(job)) if self.findings_for else []
         if not job.files:
-            self._csv.writerow(head + self._file_cells(None, None))
+            self._csv.writerow(head + self._file_cells(None, None) + tail)
         for index, jf in enumerate(job.files):
-            self._csv.writerow(head + self._file_cells(index, jf))
+            self._csv.writerow(head + self._file_cells(index, jf) + tail)
 
     def write_orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)
-                           + self._file_cells(0, jf))
+                           + self._file_cells(0, jf) + (["", ""] if self.findings_for else []))

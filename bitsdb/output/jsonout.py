@@ -14,7 +14,7 @@ def dumps(obj: Any) -> str:
 
 class JsonLinesWriter(RecordWriter):
     def write_job(self, job):
-        self.stream.write(dumps(job_record(job)) + "\n")
+        self.stream.write(dumps(job_record(job, self.findings(job))) + "\n")
 
     def write_orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
@@ -23,8 +23,8 @@ class JsonLinesWriter(RecordWriter):
 class JsonArrayWriter(RecordWriter):
     """Streams the array so memory does not grow with the number of records."""
 
-    def __init__(self, stream):
-        super().__init__(stream)
+    def __init__(self, stream, findings_for=None):
+        super().__init__(stream, findings_for)
         self._count = 0
 
     def _emit(self, record):
@@ -32,7 +32,7 @@ class JsonArrayWriter(RecordWriter):
         self._count += 1
 
     def write_job(self, job):
-        self._emit(job_record(job))
+        self._emit(job_record(job, self.findings(job)))
 
     def write_orphan(self, jf):
         self._emit(orphan_record(jf))

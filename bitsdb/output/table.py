@@ -52,6 +52,12 @@ class TableWriter(RecordWriter):
             self._file(index, jf)
         for file_id in job.missing_file_ids:
             w(f"  file          {file_id}  MISSING from the Files table\n")
+        if job.provenance is not None and (job.provenance.recovered or job.provenance.state_file):
+            where = job.provenance.recovered_from or job.provenance.state_file
+            offset = f" at offset 0x{job.provenance.offset:x}" if job.provenance.offset is not None else ""
+            w(f"  source        {where}{offset}{' (recovered)' if job.provenance.recovered else ''}\n")
+        for finding in self.findings(job) or []:
+            w(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}\n")
 
     def _file(self, index: int, jf: JobFile, label: str | None = None):
         w = self.stream.write

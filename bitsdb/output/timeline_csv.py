@@ -1,0 +1,27 @@
+"""Long-form timeline CSV for Timeline Explorer: Timestamp + TimestampDescription per row."""
+
+from __future__ import annotations
+
+import csv
+
+from ..timeutil import filetime_to_ez
+from .base import EventWriter
+from .csvout import FILE_COLUMNS, JOB_COLUMNS, SOURCE_COLUMNS, source_cells
+
+COLUMNS = ["Timestamp", "TimestampDescription", "Message", "DataType", "Tags", *SOURCE_COLUMNS[1:],
+           *JOB_COLUMNS, *(c for c in FILE_COLUMNS if c != "FileIndex")]
+
+
+class TimelineCsvWriter(EventWriter):
+    def __init__(self, stream, findings_for=None):
+        super().__init__(stream, findings_for)
+        self._csv = csv.writer(stream, lineterminator="\n")
+        self._csv.writerow(COLUMNS)
+
+    def write_event(self, event):
+        job = event.job
+        jf = event.file if event.file is not None else (job.files[0] if len(job.files) == 1 else None)
+        files = [fn(jf) if jf is not None else "" for name, fn in FILE_COLUMNS.items() if fn is not None]
+        self._csv.writerow([filetime_to_ez(event.filetime), event.kind.timestamp_desc, event.message,
+                            event.kind.data_type, ",".join(event.tags),
+                            *source_cells(job.provenance)[1:], *(fn(job) for fn in JOB_COLUMNS.values()), *files])
