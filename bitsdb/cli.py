@@ -62,7 +62,29 @@ def open_output(output: str | None, inputs: tuple[str, ...]):
     return open(target, "w", encoding="utf-8", newline="")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Commands from other packages are imported only when used: `bitsdb parse` must not pay for
+    the rules engine or the carver at start-up."""
+
+    lazy_commands = {
+        "scan": ("bitsdb.rules.cli", "scan_command"),
+        "rules": ("bitsdb.rules.cli", "rules_group"),
+        "carve": ("bitsdb.carve.cli", "carve_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy_commands[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bitsdb")
 def cli() -> None:
     """Offline forensic parser for the Windows BITS job database (MITRE ATT&CK T1197).
@@ -182,17 +204,6 @@ def timeline_command(paths: tuple[str, ...], fmt: str, output: str | None, recov
     """
     run_command(paths, fmt, output, debug, timeline=True, recover=recover, findings=findings,
                 rule_paths=rule_paths)
-
-
-def _register_commands() -> None:
-    from .carve.cli import carve_command
-    from .rules.cli import rules_group, scan_command
-
-    for command in (scan_command, rules_group, carve_command):
-        cli.add_command(command)
-
-
-_register_commands()
 
 
 def main() -> None:
