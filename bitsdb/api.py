@@ -84,20 +84,28 @@ def expand(path: str | Path) -> list[Path]:
 
 def read_paths(paths: Iterable[str | Path], *, recover: bool = False
                ) -> Iterator[tuple[str, SourceResult | Exception]]:
-    """Every input (folders expanded) with its result or the exception that stopped it.
-
-    Legacy state files of one folder are read together, so each job is marked as coming
-    from the current or the previous state. With `recover`, each database or state file
-    (and the ESE logs beside a qmgr.db) is also carved, and the distinct historical
-    versions not identical to a live record are added, marked `recovered`.
-    Never raises: one bad input never stops a batch.
-    """
+    """Every input (folders expanded to the BITS files below them) with its result or the
+    exception that stopped it. Never raises: one bad input never stops a batch."""
     items: list[Path] = []
     for given in paths:
         try:
             items.extend(expand(given))
         except SourceError as exc:
             yield str(given), exc
+    yield from read_files(items, recover=recover)
+
+
+def read_files(items: Iterable[str | Path], *, recover: bool = False, state_index: int | None = None
+               ) -> Iterator[tuple[str, SourceResult | Exception]]:
+    """Read BITS files: the one place that pairs legacy state files and adds recovered records.
+
+    qmgr0.dat and qmgr1.dat of one folder are read together, so each job is marked as coming
+    from the current or the previous state (`state_index`: the registry's BITS\\StateIndex,
+    when the evidence has it). With `recover`, each database or state file (and the ESE logs
+    beside a qmgr.db) is also carved, and the distinct historical versions not identical to
+    a live record are added, marked `recovered`. Never raises.
+    """
+    items = [Path(item) for item in items]
     legacy = []
     for item in items:
         try:
@@ -109,7 +117,7 @@ def read_paths(paths: Iterable[str | Path], *, recover: bool = False
     if legacy:
         from .sources.legacy import read_legacy_pairs
 
-        paired = dict(read_legacy_pairs(legacy))
+        paired = dict(read_legacy_pairs(legacy, state_index=state_index))
     for item in items:
         try:
             outcome = paired[item] if item in paired else read(item)
@@ -139,8 +147,15 @@ def add_recovered(path: Path, result: SourceResult, live: list[SourceResult]) ->
 
 
 def parse(path: str | Path, *, recover: bool = False) -> Iterator[Job]:
-    """Yield every job of one file or of every BITS file under a folder (+ recovered versions)."""
-    for _, outcome in read_paths([path], recover=recover):
-        if isinstance(outcome, Exception):
-            raise outcome
-        yield from outcome.jobs
+    """Yield every job of one evidence item: a BITS file, a folder or collection, a zip or a
+    disk image (+ recovered versions). Raises SourceError, after the jobs that could be read,
+    when something could not be read."""
+    from .evidence import iter_batch
+
+    failures = []
+    for item in iter_batch([path], jobs=1, progress=False, recover=recover):
+        for result in item.results:
+            yield from result.jobs
+        failures.extend(item.failures)
+    if failures:
+        raise SourceError("; ".join(failures))

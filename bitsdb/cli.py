@@ -36,12 +36,21 @@ class Run:
     """Per-invocation state shared by commands: debug mode and the failure count."""
 
     def __init__(self, debug: bool) -> None:
+        from .sources.result import DEBUG_ENV
+
         self.debug = debug
         self.failures = 0
+        if debug:
+            os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
 
     def fail(self, path: str, message: str) -> None:
         self.failures += 1
         report_problem(path, message)
+
+    def fail_line(self, line: str) -> None:
+        """A problem already phrased as 'where: what'."""
+        self.failures += 1
+        click.echo(f"bitsdb: error: {line}", err=True)
 
     def unexpected(self, path: str, exc: BaseException) -> None:
         if self.debug:
@@ -95,28 +104,35 @@ def cli() -> None:
     """
 
 
-def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False):
-    """(input, SourceResult) for every input that could be read; problems are reported and counted."""
-    from .api import read_paths
-    from .sources.result import SourceError
+def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
+                     progress: bool | None = None):
+    """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
+    disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
+    import time
 
-    for item, result in read_paths(paths, recover=recover):
-        if isinstance(result, SourceError):
-            run.fail(item, str(result))
-            continue
-        if isinstance(result, Exception):
-            run.unexpected(item, result)
-            continue
-        for warning in result.warnings:
-            report_warning(item, warning)
-        for problem in result.errors:
-            run.fail(item, problem)
-        yield item, result
+    from .evidence import BatchReport, iter_batch
+
+    started, items, workers = time.perf_counter(), [], []
+    for item in iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover):
+        for warning in item.warnings:
+            click.echo(f"bitsdb: warning: {warning}", err=True)
+        for result in item.results:
+            for warning in result.warnings:
+                report_warning(result.path, warning)
+            yield result.path, result
+        for failure in item.failures:
+            run.fail_line(failure)
+        item.results = []            # written: the summary only needs the counts
+        items.append(item)
+    chatty = progress if progress is not None else sys.stderr.isatty()
+    if run.failures or (chatty and len(items) > 1):
+        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started)
+        click.echo(report.summary(), err=True)
 
 
-def write_inputs(paths: tuple[str, ...], writer, run: Run, *, recover: bool = False) -> None:
-    """Read every input (folders expanded) into `writer`; problems are counted, never fatal."""
-    for item, result in readable_results(paths, run, recover=recover):
+def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
+    """Read every input into `writer`; problems are counted, never fatal."""
+    for item, result in readable_results(paths, run, **options):
         writer.begin_source(item, result.kind, len(result.jobs), len(result.orphan_files))
         for job in result.jobs:
             writer.write_job(job)
@@ -125,7 +141,7 @@ def write_inputs(paths: tuple[str, ...], writer, run: Run, *, recover: bool = Fa
 
 
 def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,
-                recover: bool, findings: bool, rule_paths: tuple[str, ...]) -> None:
+                findings: bool, rule_paths: tuple[str, ...], **options) -> None:
     from .output import make_writer
 
     findings_for = None
@@ -137,7 +153,7 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
     stream = open_output(output, paths)
     writer = make_writer(fmt, stream, timeline=timeline, findings_for=findings_for)
     try:
-        write_inputs(paths, writer, run, recover=recover)
+        write_inputs(paths, writer, run, **options)
     finally:
         writer.close()
         if stream is not sys.stdout:
@@ -149,6 +165,10 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path())
 OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 DEBUG = click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
+JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                    help="Worker processes for evidence items (default: usable CPU cores).")
+PROGRESS = click.option("--progress/--no-progress", default=None,
+                        help="Progress line on stderr (default: only when stderr is a terminal).")
 RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
                      help="Extra rule file or folder of .yaml files (repeatable), used for findings.")
 RECOVER = click.option("--recover", is_flag=True,
@@ -165,10 +185,16 @@ RECOVER = click.option("--recover", is_flag=True,
 @click.option("--with-findings", is_flag=True,
               help="Run the detection rules and attach each job's findings to its record.")
 @RULES
+@JOBS
+@PROGRESS
 @DEBUG
 def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, with_findings: bool,
-                  rule_paths: tuple[str, ...], debug: bool) -> None:
-    """Decode every job (with its files) in PATHS: qmgr.db files, raw blobs or folders.
+                  rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, debug: bool) -> None:
+    """Decode every job (with its files) in PATHS.
+
+    PATHS may be qmgr.db / qmgr0.dat / qmgr1.dat files, raw records, folders and
+    KAPE/Velociraptor collections, zip triage packages, or disk images (raw, E01, VMDK,
+    VHD/VHDX, qcow2; every partition and shadow copy; needs the `images` extra).
 
     \b
     Formats: jsonl/json  one object per job, files nested, every field;
@@ -177,7 +203,7 @@ def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, recover:
     Exit status: 0 ok, 1 an input could not be read (others still processed), 2 usage.
     """
     run_command(paths, fmt, output, debug, timeline=False, recover=recover, findings=with_findings,
-                rule_paths=rule_paths)
+                rule_paths=rule_paths, jobs=jobs, progress=progress)
 
 
 @cli.command("timeline")
@@ -189,9 +215,11 @@ def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, recover:
 @click.option("--findings/--no-findings", default=True, show_default=True,
               help="Tag events with the rule ids of their job's findings.")
 @RULES
+@JOBS
+@PROGRESS
 @DEBUG
 def timeline_command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, findings: bool,
-                     rule_paths: tuple[str, ...], debug: bool) -> None:
+                     rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, debug: bool) -> None:
     """One event per meaningful timestamp of every job and file in PATHS.
 
     \b
@@ -203,7 +231,7 @@ def timeline_command(paths: tuple[str, ...], fmt: str, output: str | None, recov
     Exit status as for parse.
     """
     run_command(paths, fmt, output, debug, timeline=True, recover=recover, findings=findings,
-                rule_paths=rule_paths)
+                rule_paths=rule_paths, jobs=jobs, progress=progress)
 
 
 def main() -> None:

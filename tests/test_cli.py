@@ -175,6 +175,10 @@ def test_console_entry_points_work(win10):
 
 def test_debug_shows_traceback_only_when_asked(tmp_path, monkeypatch, win10):
     import bitsdb.api
+    from bitsdb.sources.result import DEBUG_ENV
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)     # --debug sets it; monkeypatch removes it afterwards
+    monkeypatch.setenv(DEBUG_ENV, "")
 
     def boom(path):
         raise RuntimeError("simulated decoder bug")

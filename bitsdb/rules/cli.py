@@ -14,6 +14,7 @@ from typing import IO, Iterable
 
 import click
 
+from ..cli import JOBS, PROGRESS
 from .engine import SEVERITIES, SEVERITY_RANK, Finding, RuleError, RuleSet, check_rule_file, load_rules
 
 EXIT_FINDINGS = 3
@@ -73,9 +74,12 @@ class FindingWriter:
               help="Exit with status 3 when a finding at or above this severity exists.")
 @click.option("--recover", is_flag=True,
               help="Also scan deleted and historical job versions carved from the store.")
+@JOBS
+@PROGRESS
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
 def scan_command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, output: str | None,
-                 min_severity: str, fail_on: str | None, recover: bool, debug: bool) -> None:
+                 min_severity: str, fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None,
+                 debug: bool) -> None:
     """Run the detection rules over every job in PATHS and print the findings.
 
     \b
@@ -95,7 +99,7 @@ def scan_command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, 
     worst = -1
     jobs = shown = total = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover):
+        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
             for job in result.jobs:
                 jobs += 1
                 for finding in ruleset.evaluate(job):

@@ -507,7 +507,8 @@ def legacy_pairs(paths: Sequence[str | Path]) -> list[list[Path]]:
     return [sorted(g, key=lambda p: p.name.lower()) for g in groups.values()]
 
 
-def read_legacy_pairs(paths: Sequence[str | Path]) -> list[tuple[Path, SourceResult | SourceError]]:
+def read_legacy_pairs(paths: Sequence[str | Path], state_index: int | None = None
+                      ) -> list[tuple[Path, SourceResult | SourceError]]:
     """Every given state file, read with its folder sibling when both are given; never raises.
 
     Files of one folder are compared (current / previous); a file alone in its folder is
@@ -526,7 +527,7 @@ def read_legacy_pairs(paths: Sequence[str | Path]) -> list[tuple[Path, SourceRes
         if len(readable) == 1:
             outcome[readable[0]] = read_legacy(readable[0], sha256_of(readable[0]))
         elif readable:
-            outcome.update(zip(readable, read_legacy_pair(readable)))
+            outcome.update(zip(readable, read_legacy_pair(readable, state_index=state_index)))
     return [(Path(p), outcome[Path(p)]) for p in dict.fromkeys(map(Path, paths)) if Path(p) in outcome]
 
 

@@ -30,3 +30,18 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+DEBUG_ENV = "BITSDB_DEBUG"     # set by `--debug`; read in worker processes too
+
+
+def internal_error(where: str, exc: BaseException) -> str:
+    """One line for a bug met while reading; the traceback only when the user asked (--debug)."""
+    import os
+
+    line = f"{where}: internal error while reading: {type(exc).__name__}: {exc}"
+    if not os.environ.get(DEBUG_ENV):
+        return line + " (run with --debug for details)"
+    import traceback
+
+    return line + "\n" + "".join(traceback.format_exception(exc)).rstrip()

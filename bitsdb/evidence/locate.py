@@ -1,0 +1,172 @@
+"""Where BITS artefacts sit in an evidence tree: name rules shared by folders, zips and images.
+
+Everything here works on path components (strings), so one set of rules serves a
+collection folder, a zip member list and a file system inside a disk image.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+#: The store files BITS writes (ESE database; legacy state pair).
+STORE_NAMES = ("qmgr.db", "qmgr0.dat", "qmgr1.dat")
+#: Downloader folder below a volume root, Vista and later / XP and 2003.
+DOWNLOADER_TAILS = (
+    ("programdata", "microsoft", "network", "downloader"),
+    ("documents and settings", "all users", "application data", "microsoft", "network", "downloader"),
+)
+#: Where an image keeps the folder, as components below the volume root (the lookups done in images).
+IMAGE_DOWNLOADER_PATHS = (
+    ("ProgramData", "Microsoft", "Network", "Downloader"),
+    ("Documents and Settings", "All Users", "Application Data", "Microsoft", "Network", "Downloader"),
+    ("Windows.old", "ProgramData", "Microsoft", "Network", "Downloader"),
+)
+#: Hives read for accounts, host name and StateIndex, below a volume root.
+HIVE_PATHS = {
+    "SOFTWARE": ("Windows", "System32", "config", "SOFTWARE"),
+    "SYSTEM": ("Windows", "System32", "config", "SYSTEM"),
+}
+
+_COMPANION = re.compile(r"^(edb[0-9a-f]*\.log|edbtmp\.log|edb\.chk|edbres\d+\.jrs|.*\.jrs|qmgr\.jfm)$", re.I)
+_DRIVE = re.compile(r"^(?:[a-z]|[a-z]:|\\\\[.?]\\[a-z]:)$", re.I)
+_SNAPSHOT = re.compile(r"(?:^vss(\d+)$|harddiskvolumeshadowcopy(\d+)$)", re.I)
+#: Folder names collectors put between the collection root and the drive.
+_COLLECTOR_WORDS = {"uploads", "auto", "ntfs", "file", "lazy_ntfs", "mft", "fs", "tout", "targets", "kape",
+                    "collection", "files", "triage", "c_drive"}
+_VELO_NAME = re.compile(r"^(?:Collection|Offline)-(.+?)-\d{4}-\d{2}-\d{2}T[\d_:.]+Z?$", re.I)
+_STAMP_PREFIX = re.compile(r"^\d{4}-?\d{2}-?\d{2}(?:T?[\d_:.-]*)?_+", re.I)
+_STAMP_SUFFIX = re.compile(r"[_-]+\d{4}-?\d{2}-?\d{2}(?:T?[\d_:.-]*)?Z?$", re.I)
+_IMAGE_SUFFIX = re.compile(r"(\.(?:e01|ex01|l01|s01|raw|dd|img|001|vmdk|vhdx?|qcow2?|zip|xz|gz|bin))+$", re.I)
+
+
+def role_of(name: str) -> str | None:
+    """'store' for qmgr.db/qmgr0.dat/qmgr1.dat, 'companion' for ESE logs/checkpoint/journal files."""
+    lower = name.lower()
+    if lower in STORE_NAMES:
+        return "store"
+    if _COMPANION.match(lower):
+        return "companion"
+    return None
+
+
+def decoded(component: str) -> str:
+    """A path component as the collector meant it (Velociraptor URL-encodes `C:` as `C%3A`)."""
+    return unquote(component) if "%" in component else component
+
+
+def downloader_index(parts: tuple[str, ...] | list[str]) -> int | None:
+    """Index of the volume root's first component when `parts` (a folder) ends in a Downloader folder."""
+    lowered = [decoded(p).lower() for p in parts]
+    for tail in DOWNLOADER_TAILS:
+        if len(lowered) >= len(tail) and tuple(lowered[-len(tail):]) == tail:
+            return len(lowered) - len(tail)
+    return None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the folders above a volume root say: the collection root, host, drive and snapshot."""
+
+    item_parts: tuple[str, ...]      # path components of the evidence item (collection root)
+    host: str | None
+    drive: str | None
+    snapshot: str | None
+
+
+def snapshot_of(component: str) -> str | None:
+    match = _SNAPSHOT.search(decoded(component))
+    return f"vss{match.group(1) or match.group(2)}" if match else None
+
+
+def placement(prefix: tuple[str, ...]) -> Placement:
+    """Split the components above a volume root into collection root + drive/snapshot/collector folders."""
+    drive = snapshot = None
+    index = len(prefix)
+    while index > 0:
+        part = decoded(prefix[index - 1])
+        lower = part.lower()
+        if _DRIVE.match(part):
+            drive = drive or part.rstrip(":")[-1].upper()
+        elif snapshot_of(part):
+            snapshot = snapshot or snapshot_of(part)
+            drive_here = re.search(r"\\([a-z]):?$", part, re.I)
+            drive = drive or (drive_here.group(1).upper() if drive_here else None)
+        elif lower not in _COLLECTOR_WORDS:
+            break
+        index -= 1
+    item = prefix[:index]
+    host = host_from_name(decoded(item[-1])) if item else None
+    return Placement(item_parts=tuple(item), host=host, drive=drive, snapshot=snapshot)
+
+
+def host_from_name(name: str) -> str | None:
+    """A host name from a collection folder, zip or image file name (collector time stamps removed)."""
+    name = _IMAGE_SUFFIX.sub("", name.strip())
+    match = _VELO_NAME.match(name)
+    if match:
+        return match.group(1)
+    name = _STAMP_PREFIX.sub("", name)
+    name = _STAMP_SUFFIX.sub("", name)
+    name = name.strip(" _-.")
+    if not name or re.fullmatch(r"[\d_\-T:.Z]+", name) or name.lower() in _COLLECTOR_WORDS:
+        return None
+    return name
+
+
+def find_component(names: dict[str, str], wanted: str) -> str | None:
+    """Case-insensitive match of one path component among a folder's entries ({lower: real})."""
+    return names.get(wanted.lower())
+
+
+@dataclass
+class FoundFolder:
+    """A folder of a listing that holds BITS files (a Downloader folder, or a loose qmgr file's folder)."""
+
+    folder: tuple[str, ...]
+    files: list[tuple[str, str]]             # (name, role), sorted by name
+    volume_root: tuple[str, ...] | None      # components above ProgramData / Documents and Settings
+    place: Placement
+    hives: dict[str, tuple[str, ...]]        # SOFTWARE/SYSTEM -> path components, same volume root
+
+
+_HIVE_TAILS = {label: tuple(p.lower() for p in parts) for label, parts in HIVE_PATHS.items()}
+
+
+def find_in_listing(paths) -> list[FoundFolder]:
+    """Group a listing of file paths (tuples of components) into BITS folders; case-insensitive."""
+    by_folder: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    hives_by_root: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
+    for parts in paths:
+        if not parts:
+            continue
+        name = decoded(parts[-1])
+        role = role_of(name)
+        if role is not None:
+            by_folder.setdefault(tuple(parts[:-1]), []).append((parts[-1], role))
+            continue
+        if len(parts) >= 4:
+            tail = tuple(decoded(p).lower() for p in parts[-4:])
+            for label, wanted in _HIVE_TAILS.items():
+                if tail == wanted:
+                    root = tuple(decoded(p).lower() for p in parts[:-4])
+                    hives_by_root.setdefault(root, {})[label] = tuple(parts)
+    found = []
+    for folder, files in by_folder.items():
+        index = downloader_index(folder)
+        if index is None and not any(role == "store" for _, role in files):
+            continue                         # stray edb.log files are not BITS evidence on their own
+        files.sort(key=lambda item: item[0].lower())
+        if index is not None:
+            root = folder[:index]
+            place = placement(root)
+            hives = hives_by_root.get(tuple(decoded(p).lower() for p in root), {})
+        else:
+            root = None
+            # A loose file's folder names no host reliably (it may be "System32" or "export").
+            place = Placement(item_parts=tuple(folder), host=None, drive=None, snapshot=None)
+            hives = {}
+        found.append(FoundFolder(folder=folder, files=files, volume_root=root, place=place, hives=hives))
+    found.sort(key=lambda f: tuple(p.lower() for p in f.folder))
+    return found

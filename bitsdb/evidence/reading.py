@@ -1,0 +1,87 @@
+"""Read one artefact group with the existing readers and stamp evidence provenance on every record."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..api import read_files
+from ..sources.result import SourceError, SourceResult, internal_error
+from .records import Artefact, ArtefactGroup, EvidenceProvenance
+from .registry import hive_facts, resolve
+
+
+def apply_hive_facts(group: ArtefactGroup) -> None:
+    """Accounts, StateIndex and the SYSTEM hive's ComputerName (which beats any name taken from paths)."""
+    facts = hive_facts(group.hives.get("SOFTWARE"), group.hives.get("SYSTEM"))
+    group.accounts = dict(facts.accounts)
+    group.state_index = facts.state_index
+    group.warnings.extend(facts.warnings)
+    if facts.computer_name:
+        group.host, group.host_source = facts.computer_name, "SYSTEM hive"
+        for artefact in group.artefacts:
+            artefact.host, artefact.host_source = group.host, group.host_source
+
+
+def read_group(group: ArtefactGroup, recover: bool = False) -> tuple[list[SourceResult], list[str]]:
+    """(results, failures): one SourceResult per readable store file; failures are one line each."""
+    apply_hive_facts(group)
+    failures = list(group.errors)
+    by_path = {str(Path(a.local_path)): a for a in group.stores if a.local_path}
+    out = []
+    for path, result in read_files(list(by_path), recover=recover, state_index=group.state_index):
+        artefact = by_path[str(Path(path))]
+        if isinstance(result, SourceError):
+            failures.append(f"{artefact.display_path}: {result}")
+            continue
+        if isinstance(result, Exception):
+            failures.append(internal_error(artefact.display_path, result))
+            continue
+        stamp(result, artefact, group)
+        failures.extend(f"{artefact.display_path}: {problem}" for problem in result.errors)
+        out.append(result)
+    return out, failures
+
+
+def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup) -> EvidenceProvenance:
+    base = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)} if old is not None else {}
+    base.update(source_path=artefact.display_path, container=group.evidence, host=group.host,
+                host_source=group.host_source, partition=group.partition, snapshot=group.snapshot,
+                path_in_evidence=artefact.path_in_evidence, source_size=artefact.size,
+                file_times=artefact.file_times)
+    base.setdefault("source_sha256", artefact.sha256)
+    return EvidenceProvenance(**base)
+
+
+def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> None:
+    """Name the source as the evidence names it, and resolve owner SIDs from the evidence's own hives.
+
+    Records recovered from a companion (an ESE log beside the database) are named after that file.
+    """
+    result.path = artefact.display_path
+    if artefact.sha256 and result.sha256 and artefact.sha256 != result.sha256:
+        result.errors.append(f"copy differs from the evidence (sha256 {result.sha256} != {artefact.sha256})")
+    artefact.sha256 = artefact.sha256 or result.sha256
+    result.warnings.extend(group.warnings)
+    group.warnings = []
+    if group.evidence_kind == "file":
+        return                     # a file named on its own: exactly what api.read gives (no evidence context)
+    by_local = {str(Path(a.local_path)): a for a in group.artefacts if a.local_path}
+
+    def where(provenance) -> Artefact:
+        source = provenance.source_path if provenance is not None else None
+        return by_local.get(str(Path(source)), artefact) if source else artefact
+
+    for job in result.jobs:
+        job.provenance = _evidence_provenance(job.provenance, where(job.provenance), group)
+        if job.owner_name is None:
+            job.owner_name = resolve(job.owner_sid, group.accounts)
+        if job.security is not None:
+            for ace in [*job.security.dacl, *job.security.sacl]:
+                if ace.sid_name is None:
+                    ace.sid_name = resolve(ace.sid, group.accounts)
+        for jf in job.files:
+            if not isinstance(jf.provenance, EvidenceProvenance):
+                jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)
+    for jf in result.orphan_files:
+        jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)
