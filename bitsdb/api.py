@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -30,13 +30,24 @@ def read(path: str | Path) -> SourceResult:
         raise SourceError(f"cannot read ({exc.strerror or exc})") from None
     # Hashing runs beside decoding (hashlib releases the GIL): on CPUs without SHA
     # instructions it costs as much as the whole parse.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        digest = pool.submit(sha256_of, path)
-        result = _read_kind(path, kind)
+    digest: dict[str, object] = {}
+
+    def hash_file() -> None:
         try:
-            stamp_sha256(result, digest.result())
+            digest["sha256"] = sha256_of(path)
         except OSError as exc:
-            raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+            digest["error"] = exc
+
+    hasher = threading.Thread(target=hash_file, name="bitsdb-sha256", daemon=True)
+    hasher.start()
+    try:
+        result = _read_kind(path, kind)
+    finally:
+        hasher.join()
+    if "error" in digest:
+        exc = digest["error"]
+        raise SourceError(f"cannot read ({getattr(exc, 'strerror', None) or exc})")
+    stamp_sha256(result, digest["sha256"])
     return result
 
 

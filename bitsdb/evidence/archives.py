@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -65,6 +64,8 @@ def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path | None
 
 def zip_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], list[str], list[str]]:
     """BITS groups inside a zip; store files, their logs and hives are streamed into workdir."""
+    import zipfile
+
     evidence = str(path)
     warnings: list[str] = []
     try:

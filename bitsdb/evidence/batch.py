@@ -12,7 +12,6 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +202,8 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
                 callback(index + 1, len(units), item)
             yield item
     else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed   # only when there are workers
+
         ready: dict[int, ItemResult] = {}
         next_index = 0
         with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
