@@ -20,10 +20,6 @@ from typing import Callable, Iterable, Iterator
 from ..formats.markers import InputKind
 from ..sources.detect import detect_file
 from ..sources.result import SourceError, internal_error
-from .archives import is_zip, zip_groups
-from .folders import walk_folder
-from .images import image_groups, looks_like_image
-from .reading import read_group
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
 ProgressCallback = Callable[[int, int, ItemResult], None]
@@ -47,14 +43,18 @@ def classify(path: str | Path) -> str:
     try:
         if path.stat().st_size == 0:
             raise SourceError("empty file")
-        if is_zip(path):
-            return "zip"
         if detect_file(path) is not InputKind.UNKNOWN:
             return "file"
+        from .archives import is_zip
+
+        if is_zip(path):
+            return "zip"
     except PermissionError:
         raise SourceError("permission denied") from None
     except OSError as exc:
         raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+    from .images import looks_like_image
+
     if looks_like_image(path):
         return "image"
     raise SourceError("not a BITS database, state file, job/file record, zip archive or disk image "
@@ -89,6 +89,9 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
         if kind != "folder":
             units.append(Unit(kind, str(given)))
             continue
+        from .archives import is_zip
+        from .folders import walk_folder
+
         groups, nested = walk_folder(given)
         for group in sorted(groups, key=ArtefactGroup.sort_key):
             units.append(Unit("group", group.evidence, group=group))
@@ -128,7 +131,10 @@ def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list
         yield [_file_group(unit.evidence)], [], []
     elif unit.kind in ("zip", "image"):
         with private_workdir() as workdir:
-            finder = zip_groups if unit.kind == "zip" else image_groups
+            if unit.kind == "zip":
+                from .archives import zip_groups as finder
+            else:
+                from .images import image_groups as finder
             yield finder(unit.evidence, workdir)
     else:
         raise SourceError(unit.error or "unreadable")
@@ -136,6 +142,8 @@ def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list
 
 def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
     """Read one unit (with carved historical records when `recover`); never raises."""
+    from .reading import read_group
+
     started = time.perf_counter()
     kind = unit.group.evidence_kind if unit.group else unit.kind
     item = ItemResult(evidence=unit.evidence, evidence_kind=kind)

@@ -8,7 +8,6 @@ Names are never resolved from the analyst's machine.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ def well_known_name(sid: str | None) -> str | None:
 
 def _open_hive(path: str):
     from regipy.registry import RegistryHive
+
+    import logging
 
     logging.getLogger("regipy").setLevel(logging.ERROR)
     return RegistryHive(path)
