@@ -79,6 +79,7 @@ class LazyGroup(click.Group):
         "scan": ("bitsdb.rules.cli", "scan_command"),
         "rules": ("bitsdb.rules.cli", "rules_group"),
         "carve": ("bitsdb.carve.cli", "carve_command"),
+        "forge": ("bitsdb.forge.cli", "forge_command"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

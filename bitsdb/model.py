@@ -8,11 +8,15 @@ plus the raw integer; unknown enum values stay numbers; flag sets keep unknown b
 from __future__ import annotations
 
 import dataclasses
+import re
+import types
+import typing
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import IntEnum, IntFlag
 from typing import Any, TypeVar
 
-from .timeutil import filetime_to_iso
+from .timeutil import datetime_to_filetime, filetime_to_iso
 
 
 class JobType(IntEnum):
@@ -127,6 +131,7 @@ WELL_KNOWN_SIDS = {
 }
 
 E = TypeVar("E", bound=IntEnum)
+R = TypeVar("R", bound="Record")
 
 
 def enum_or_int(enum_type: type[E], value: int) -> E | int:
@@ -199,6 +204,14 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         return _dataclass_to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        """The inverse of `to_dict` (also takes shorter forms: enum names, ints, ISO or raw times).
+
+        Raises ValueError naming the offending field ("state: unknown JobState name 'RUNING'").
+        """
+        return record_from_dict(cls, data)
 
 
 @dataclass
@@ -358,3 +371,172 @@ class Job(Record):
     @property
     def is_upload(self) -> bool:
         return self.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY)
+
+
+# --------------------------------------------------------------------------- from_dict
+# Added for the forge (specs are written in the to_dict shape): one generic inverse of
+# `_dataclass_to_dict`, driven by the same field metadata and the type hints.
+
+_HINTS: dict[type, dict[str, Any]] = {}
+_ISO_TIME = re.compile(r"(?P<main>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d{1,7}))?(?P<tz>Z|[+-]\d\d:\d\d)?\Z")
+
+
+def record_from_dict(cls: type[R], data: Any, path: str = "") -> R:
+    """Build a record of type `cls` from its `to_dict()` form; errors name the field path."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.rstrip('.') or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    twins = {f"{name}_filetime": name for name, f in fields.items() if f.metadata.get("kind") == "filetime"}
+    for key in data:
+        if key not in fields and key not in twins:
+            raise ValueError(f"{path}{key}: unknown field of {cls.__name__}")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        where = f"{path}{name}"
+        if f.metadata.get("kind") == "filetime":
+            if name in data or f"{name}_filetime" in data:
+                values[name] = _filetime_from(data.get(name), data.get(f"{name}_filetime"), where)
+            continue
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                values[name] = None          # required positional fields are all Optional
+            continue
+        value = data[name]
+        if f.metadata.get("kind") == "flags":
+            values[name] = _flags_from(f.metadata["flag_type"], value, where)
+        else:
+            values[name] = _value_from(hints[name], value, where)
+    return cls(**values)
+
+
+def _filetime_from(text: Any, raw: Any, where: str) -> int | None:
+    if raw is not None:
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 1 << 64:
+            raise ValueError(f"{where}_filetime: expected a FILETIME integer, got {raw!r}")
+        if text is not None and _filetime_from(text, None, where) != raw:
+            raise ValueError(f"{where}: {text!r} disagrees with {where}_filetime {raw}")
+        return raw
+    if text is None or (isinstance(text, int) and not isinstance(text, bool)):
+        if text is not None and not 0 <= text < 1 << 64:
+            raise ValueError(f"{where}: FILETIME {text} out of range")
+        return text
+    if isinstance(text, datetime):          # YAML timestamps arrive as datetime objects
+        when = text if text.tzinfo else text.replace(tzinfo=timezone.utc)
+        return datetime_to_filetime(when.astimezone(timezone.utc))
+    match = _ISO_TIME.match(str(text))
+    if not match:
+        raise ValueError(f"{where}: {text!r} is not an ISO 8601 time (2025-03-14T09:26:53.5897932+00:00)")
+    try:
+        base = datetime.fromisoformat(match["main"] + ("+00:00" if match["tz"] in (None, "Z") else match["tz"]))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {text!r}: {exc}") from None
+    ticks = datetime_to_filetime(base.astimezone(timezone.utc).replace(microsecond=0))
+    return ticks + int((match["frac"] or "0").ljust(7, "0"))
+
+
+def _flags_from(flag_type: type[IntFlag], value: Any, where: str) -> int | None:
+    """Flags: an int, "0x..", a name, "A|B", a list of names, or the to_dict mapping."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        if value is not None and not 0 <= value < 1 << 32:
+            raise ValueError(f"{where}: {value} does not fit in 32 bits")
+        return value
+    if isinstance(value, dict):
+        if "value" not in value:
+            raise ValueError(f"{where}: a flags mapping needs 'value'")
+        return _flags_from(flag_type, value["value"], where)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower().startswith("0x"):
+            try:
+                return _flags_from(flag_type, int(text, 16), where)
+            except ValueError:
+                raise ValueError(f"{where}: {value!r} is not a hex number") from None
+        value = [part.strip() for part in text.split("|") if part.strip()]
+    if isinstance(value, list):
+        total = 0
+        presets = {name: number for number, name in COST_FLAG_PRESETS.items()} if flag_type is CostFlags else {}
+        for name in value:
+            if isinstance(name, int) and not isinstance(name, bool):
+                total |= name
+            elif isinstance(name, str) and name.lower().startswith("0x"):
+                total |= _flags_from(flag_type, name, where)
+            elif isinstance(name, str) and name.upper() in flag_type.__members__:
+                total |= flag_type[name.upper()].value
+            elif isinstance(name, str) and name.upper() in presets:
+                total |= presets[name.upper()]
+            else:
+                known = ", ".join(flag_type.__members__)
+                raise ValueError(f"{where}: unknown {flag_type.__name__} name {name!r} (known: {known})")
+        return total
+    raise ValueError(f"{where}: expected flags (int, names or mapping), got {type(value).__name__}")
+
+
+def _value_from(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise ValueError(f"{where}: must not be null")
+        enums = [o for o in options if isinstance(o, type) and issubclass(o, IntEnum)]
+        if enums:
+            return _enum_from(enums[0], value, where, allow_int=int in options)
+        rest = [o for o in options if o is not type(None)]
+        if len(rest) == 1:
+            return _value_from(rest[0], value, where)
+        raise ValueError(f"{where}: unsupported field type {hint}")   # pragma: no cover - model has none
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)
+        return [_value_from(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if isinstance(hint, type) and issubclass(hint, Record):
+        return record_from_dict(hint, value, f"{where}.")
+    if isinstance(hint, type) and issubclass(hint, IntEnum):
+        return _enum_from(hint, value, where, allow_int=False)
+    if hint is bytes:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected hex text, got {type(value).__name__}")
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            raise ValueError(f"{where}: {value[:40]!r} is not hex text") from None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected text, got {type(value).__name__} {value!r}")
+        return value
+    raise ValueError(f"{where}: unsupported field type {hint}")       # pragma: no cover
+
+
+def _enum_from(enum_type: type[E], value: Any, where: str, *, allow_int: bool) -> E | int:
+    if isinstance(value, str):
+        member = enum_type.__members__.get(value.strip().upper())
+        if member is None:
+            known = ", ".join(enum_type.__members__)
+            raise ValueError(f"{where}: unknown {enum_type.__name__} name {value!r} (known: {known})")
+        return member
+    if isinstance(value, int) and not isinstance(value, bool):
+        if allow_int:
+            return enum_or_int(enum_type, value)
+        return enum_type(value)
+    raise ValueError(f"{where}: expected a {enum_type.__name__} name or number, got {value!r}")
