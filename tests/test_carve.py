@@ -332,3 +332,16 @@ def test_legacy_records_are_carved_whole_with_inline_files():
     assert carved_job.job_id == job_id(4) and not carved_job.partial, carved_job.partial_reason
     assert [f.remote_name for f in carved_job.files] == ["http://198.51.100.4/x.exe"]
     assert carved_job.creation_time == job.creation_time
+
+
+def test_live_job_without_times_is_not_reported_again(tmp_path):
+    """A job whose times are all unset (0) is the same version as its carved copy, however cut."""
+    job = make_job(3)
+    for name in ("creation_time", "modification_time", "modification_time_2", "inactivity_base_time",
+                 "expiration_time"):
+        setattr(job, name, 0)
+    blob = encode_job(job)
+    live_job = decode_job_blob(blob)
+    live = SourceResult(path="qmgr.db", kind="ese_database", jobs=[live_job])
+    path = _scan_file(tmp_path, "qmgr.db", blob)
+    assert recover(path, live) == []

@@ -38,7 +38,7 @@ class History:
 
 
 def version_key(job: Job) -> VersionKey:
-    return (job.job_id or "", job.modification_time)
+    return (job.job_id or "", job.modification_time or 0)     # unset and 0 are the same time
 
 
 def content_key(record: Job | JobFile, *, ignore_id: bool = False) -> str:
