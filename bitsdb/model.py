@@ -227,7 +227,14 @@ class Provenance(Record):
     recovered: bool = False
     recovered_from: str | None = None       # live table / db page / log / previous state / slack
     state_file: str | None = None           # legacy: current | previous
-    container: str | None = None            # evidence item / image / snapshot, when known
+    container: str | None = None            # the evidence item: collection folder, zip, disk image
+    host: str | None = None                 # SYSTEM hive ComputerName, else collection / zip / image name
+    host_source: str | None = None          # "SYSTEM hive" | "folder name" | "archive name" | "image name"
+    partition: str | None = None            # "p1" ... in a partitioned image
+    snapshot: str | None = None             # "vss1" ... a Volume Shadow Copy store; None = current volume
+    path_in_evidence: str | None = None     # the source file's path inside the image / zip / collection
+    source_size: int | None = None          # bytes
+    file_times: dict[str, str] | None = None  # the source file's file-system times (ISO 8601 UTC), if known
 
 
 @dataclass

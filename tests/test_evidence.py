@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bitsdb.evidence import EvidenceProvenance, iter_evidence, iter_groups, read_evidence, run_batch
+from bitsdb.evidence import iter_evidence, iter_groups, read_evidence, run_batch
 from bitsdb.evidence.locate import downloader_index, host_from_name, placement, role_of
 from bitsdb.evidence.registry import hive_facts
 from bitsdb.evidence.testdata import (
@@ -134,7 +134,7 @@ def test_collection_folder_with_several_hosts(collections):
     wks1 = hosts["WKS1-SYS"]
     assert len(wks1.jobs) == 4 and wks1.sha256 == sha256(WIN11)
     prov = wks1.jobs[0].provenance
-    assert isinstance(prov, EvidenceProvenance)
+    assert prov.container is not None and prov.path_in_evidence
     assert prov.host_source == "SYSTEM hive"
     assert prov.container == str(collections / "2024-05-01T101500_WKS1")
     assert prov.path_in_evidence == "C/ProgramData/Microsoft/Network/Downloader/qmgr.db"

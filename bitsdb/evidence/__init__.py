@@ -17,10 +17,10 @@ from typing import Iterator
 
 from ..sources.result import SourceError, SourceResult
 from .batch import Unit, classify, default_jobs, iter_batch, open_unit, plan, run_batch, run_unit
-from .records import Artefact, ArtefactGroup, BatchReport, EvidenceProvenance, ItemResult
+from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 from .registry import HiveFacts, hive_facts
 
-__all__ = ["Artefact", "ArtefactGroup", "BatchReport", "EvidenceProvenance", "HiveFacts", "ItemResult", "Unit",
+__all__ = ["Artefact", "ArtefactGroup", "BatchReport", "HiveFacts", "ItemResult", "Unit",
            "classify", "default_jobs", "hive_facts", "iter_batch", "iter_evidence", "iter_groups", "plan",
            "read_evidence", "run_batch", "run_unit"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..api import read_files
 from ..sources.result import SourceError, SourceResult, internal_error
-from .records import Artefact, ArtefactGroup, EvidenceProvenance
+from ..model import Provenance
+from .records import Artefact, ArtefactGroup
 from .registry import hive_facts, resolve
 
 
@@ -43,14 +44,14 @@ def read_group(group: ArtefactGroup, recover: bool = False) -> tuple[list[Source
     return out, failures
 
 
-def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup) -> EvidenceProvenance:
+def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup) -> Provenance:
     base = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)} if old is not None else {}
     base.update(source_path=artefact.display_path, container=group.evidence, host=group.host,
                 host_source=group.host_source, partition=group.partition, snapshot=group.snapshot,
                 path_in_evidence=artefact.path_in_evidence, source_size=artefact.size,
                 file_times=artefact.file_times)
     base.setdefault("source_sha256", artefact.sha256)
-    return EvidenceProvenance(**base)
+    return Provenance(**base)
 
 
 def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> None:
@@ -72,6 +73,8 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
         source = provenance.source_path if provenance is not None else None
         return by_local.get(str(Path(source)), artefact) if source else artefact
 
+    stamped: set[int] = set()        # file records shared by several jobs are stamped once
+
     for job in result.jobs:
         job.provenance = _evidence_provenance(job.provenance, where(job.provenance), group)
         if job.owner_name is None:
@@ -81,7 +84,8 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
                 if ace.sid_name is None:
                     ace.sid_name = resolve(ace.sid, group.accounts)
         for jf in job.files:
-            if not isinstance(jf.provenance, EvidenceProvenance):
+            if id(jf) not in stamped:
+                stamped.add(id(jf))
                 jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)
     for jf in result.orphan_files:
         jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)

@@ -4,25 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model import Provenance
 from ..sources.result import SourceResult
-
-
-@dataclass
-class EvidenceProvenance(Provenance):
-    """Provenance plus where inside an evidence item the source file sat.
-
-    A subclass (not new Provenance fields) so records read from plain files keep their
-    exact output; records read from evidence carry these keys in every to_dict().
-    """
-
-    host: str | None = None                 # SYSTEM hive ComputerName, else collection folder / image name
-    host_source: str | None = None          # "SYSTEM hive" | "folder name" | "image name" | "archive name"
-    partition: str | None = None            # "p1" … in a partitioned image; None for a bare volume or a folder
-    snapshot: str | None = None             # "vss1" … a Volume Shadow Copy store; None = the current volume
-    path_in_evidence: str | None = None     # the artefact's path inside the image / archive / collection
-    source_size: int | None = None          # bytes
-    file_times: dict[str, str] | None = None  # file system times (ISO 8601 UTC) when the evidence has them
 
 
 @dataclass
