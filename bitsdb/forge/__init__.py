@@ -1,28 +1,12 @@
 """Generators of real on-disk artefacts (ESE databases) for tests and benchmarks."""
 
-from bitsdb.forge.ese import (
-    ColumnSpec,
-    IndexSpec,
-    Remnant,
-    TableData,
-    WriteReport,
-    write_ese_database,
-    write_qmgr_database,
-)
+__all__: list[str] = []
 
-__all__ = [
-    "ColumnSpec",
-    "IndexSpec",
-    "Remnant",
-    "TableData",
-    "WriteReport",
-    "write_ese_database",
-    "write_qmgr_database",
-]
-
-# Spec-driven forging (`bitsdb forge`) and large test databases; imported on first use so that
-# loading the CLI (which registers `forge`) stays cheap.
+# Imported on first use: the parser reads ESE constants from bitsdb.forge.ese_format and must not
+# pay for the writer, the spec loader or the scale generator.
 _LAZY = {
+    **{name: "bitsdb.forge.ese" for name in ("ColumnSpec", "IndexSpec", "Remnant", "TableData", "WriteReport",
+                                            "write_ese_database", "write_qmgr_database")},
     **{name: "bitsdb.forge.spec" for name in ("ForgeReport", "ForgeSpec", "PlantedRecord", "SpecError", "forge",
                                              "load_spec", "parse_spec", "reader_safe_chunk_size",
                                              "spec_from_jobs")},

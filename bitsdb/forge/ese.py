@@ -21,6 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from bitsdb.forge.ese_format import (
+    OBJID_CATALOG,
+    PGNO_CATALOG,
+    SYSOBJ_COLUMN,
+    SYSOBJ_INDEX,
+    SYSOBJ_LONG_VALUE,
+    SYSOBJ_TABLE,
     COLTYP_BINARY,
     COLTYP_BIT,
     COLTYP_GUID,
@@ -63,10 +69,6 @@ DEFAULT_LV_CHUNK_SIZE = 4050
 #: 64-bit LIDs carry the top bit (LVKEY_BUFFER.fLid64); Windows numbers them above the 32-bit range.
 LID64_BASE = 0x8000000080000000
 
-_SYSOBJ_TABLE = 1
-_SYSOBJ_COLUMN = 2
-_SYSOBJ_INDEX = 3
-_SYSOBJ_LONG_VALUE = 4
 
 _CATALOG_FIXED_SIZES = {1: 4, 2: 2, 3: 4, 4: 4, 5: 4, 6: 4, 7: 4, 8: 1, 9: 2, 10: 4, 11: 2, 12: 4}
 _LCMAP_FLAGS_DEFAULT = 0x00030401
@@ -214,7 +216,6 @@ LOCALES_ROWS = [
 
 # Fixed page layout of the system objects (identical to Windows' qmgr.db).
 PGNO_DB_ROOT = 1
-PGNO_CATALOG = 4
 PGNO_CATALOG_NAME_INDEX = 7
 PGNO_CATALOG_ROOT_INDEX = 10
 PGNO_SHADOW = 24
@@ -225,7 +226,6 @@ CATALOG_EXTENT = 20  # pages 4..23
 SHADOW_EXTENT = 5  # pages 24..28
 
 OBJID_DB = 1
-OBJID_CATALOG = 2
 OBJID_SHADOW = 3
 OBJID_NAME_INDEX = 4
 OBJID_ROOT_INDEX = 5
@@ -357,7 +357,7 @@ def _column_records(objid_table: int, columns: Sequence[ColumnSpec]) -> list[_Ca
         entries.append(
             _catalog_record(
                 objid_table,
-                _SYSOBJ_COLUMN,
+                SYSOBJ_COLUMN,
                 column.column_id,
                 column.coltyp,
                 column.space_usage,
@@ -375,7 +375,7 @@ def _index_record(objid_table: int, index_objid: int, pgno_fdp: int, index: Inde
     key_fields = b"".join(b"\x00\x00" + struct.pack("<H", fid) for fid in index.key_column_ids)
     return _catalog_record(
         objid_table,
-        _SYSOBJ_INDEX,
+        SYSOBJ_INDEX,
         index_objid,
         pgno_fdp,
         index.density,
@@ -613,29 +613,29 @@ def _build_catalog(layouts: Sequence[_UserLayout]) -> list[_CatalogEntry]:
         (OBJID_CATALOG, "MSysObjects", PGNO_CATALOG, CATALOG_EXTENT),
         (OBJID_SHADOW, "MSysObjectsShadow", PGNO_SHADOW, SHADOW_EXTENT),
     ):
-        entries.append(_catalog_record(objid, _SYSOBJ_TABLE, objid, pgno, 80, system_table_flags, pages, name, root_flag=True))
+        entries.append(_catalog_record(objid, SYSOBJ_TABLE, objid, pgno, 80, system_table_flags, pages, name, root_flag=True))
         entries += _column_records(objid, CATALOG_COLUMNS)
         entries.append(_index_record(objid, objid, pgno, IndexSpec("Id", (1, 2, 3))))
     entries.append(_index_record(OBJID_CATALOG, OBJID_NAME_INDEX, PGNO_CATALOG_NAME_INDEX, IndexSpec("Name", (1, 2, 128), 0x00010011)))
     entries.append(_index_record(OBJID_CATALOG, OBJID_ROOT_INDEX, PGNO_CATALOG_ROOT_INDEX, IndexSpec("RootObjects", (8, 128), 0x00010009)))
 
-    entries.append(_catalog_record(OBJID_OBJIDS, _SYSOBJ_TABLE, OBJID_OBJIDS, PGNO_OBJIDS, 100, 0xC8000000, 0, "MSysObjids", root_flag=True))
+    entries.append(_catalog_record(OBJID_OBJIDS, SYSOBJ_TABLE, OBJID_OBJIDS, PGNO_OBJIDS, 100, 0xC8000000, 0, "MSysObjids", root_flag=True))
     entries += _column_records(OBJID_OBJIDS, OBJIDS_COLUMNS)
     entries.append(_index_record(OBJID_OBJIDS, OBJID_OBJIDS, PGNO_OBJIDS, IndexSpec("primary", (256,), 0x0001002F, 100)))
 
-    entries.append(_catalog_record(OBJID_LOCALES, _SYSOBJ_TABLE, OBJID_LOCALES, PGNO_LOCALES, 92, 0x88000000, 0, "MSysLocales", root_flag=True))
+    entries.append(_catalog_record(OBJID_LOCALES, SYSOBJ_TABLE, OBJID_LOCALES, PGNO_LOCALES, 92, 0x88000000, 0, "MSysLocales", root_flag=True))
     entries += _column_records(OBJID_LOCALES, LOCALES_COLUMNS)
     entries.append(_index_record(OBJID_LOCALES, OBJID_LOCALES, PGNO_LOCALES, IndexSpec("KeyPrimary", (128,), 0x0001402F, 92)))
 
     for layout in layouts:
         table = layout.table
         entries.append(
-            _catalog_record(layout.objid, _SYSOBJ_TABLE, layout.objid, layout.fdp, table.density, table.flags, table.pages, table.name, root_flag=True)
+            _catalog_record(layout.objid, SYSOBJ_TABLE, layout.objid, layout.fdp, table.density, table.flags, table.pages, table.name, root_flag=True)
         )
         entries += _column_records(layout.objid, table.columns)
         entries.append(_index_record(layout.objid, layout.objid, layout.fdp, table.primary_index))
         if layout.lv_objid is not None:
-            entries.append(_catalog_record(layout.objid, _SYSOBJ_LONG_VALUE, layout.lv_objid, layout.lv_fdp or 0, 100, 0, 1, "LV"))
+            entries.append(_catalog_record(layout.objid, SYSOBJ_LONG_VALUE, layout.lv_objid, layout.lv_fdp or 0, 100, 0, 1, "LV"))
     entries.sort(key=lambda entry: entry.key)
     return entries
 
@@ -662,9 +662,9 @@ def _write_system_objects(pages: _PageFile, catalog: list[_CatalogEntry], dbtime
 
     objids = []
     for entry in catalog:
-        if entry.record_type in (_SYSOBJ_TABLE, _SYSOBJ_INDEX, _SYSOBJ_LONG_VALUE):
+        if entry.record_type in (SYSOBJ_TABLE, SYSOBJ_INDEX, SYSOBJ_LONG_VALUE):
             object_id = struct.unpack(">I", entry.key[-4:])[0] ^ 0x80000000
-            if entry.record_type == _SYSOBJ_INDEX and object_id == entry.objid_table:
+            if entry.record_type == SYSOBJ_INDEX and object_id == entry.objid_table:
                 continue  # primary indexes share their table's objid
             objids.append((object_id, entry.objid_table, entry.record_type))
     objid_entries = []

@@ -13,6 +13,16 @@ from dataclasses import dataclass
 from bitsdb.forge.ese_checksum import checksum_old_format, seal_large_page
 
 # --- column types (JET_coltyp) -------------------------------------------------
+#: MSysObjects record types.
+SYSOBJ_TABLE = 1
+SYSOBJ_COLUMN = 2
+SYSOBJ_INDEX = 3
+SYSOBJ_LONG_VALUE = 4
+
+#: The catalog's fixed place (identical to Windows' qmgr.db).
+PGNO_CATALOG = 4
+OBJID_CATALOG = 2
+
 COLTYP_BIT = 1
 COLTYP_UNSIGNED_BYTE = 2
 COLTYP_SHORT = 3

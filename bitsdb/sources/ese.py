@@ -1,17 +1,21 @@
-"""Live Jobs and Files rows of a qmgr.db, read with libesedb (read-only, no log replay)."""
+"""Live Jobs and Files rows of a qmgr.db, read with libesedb (read-only, no log replay); blobs in one pass (ese_lv)."""
 
 from __future__ import annotations
 
+import struct
 import uuid
 from pathlib import Path
 
 from ..decode import BlobError, decode_file_blob, decode_job_blob
 from ..formats.markers import InputKind
 from ..model import Job, JobFile, JobType, Provenance
+from .ese_lv import EseLongValues, LongValueError, lid_from_reference
 from .result import SourceError, SourceResult
 
 ID_COLUMN = 0
 BLOB_COLUMN = 1
+#: The one-pass LV reader is strict; on any of these the blobs are read through libesedb instead.
+_ONE_PASS_FAILURES = (LongValueError, OSError, ValueError, IndexError, struct.error)
 
 
 def _open(path: Path):
@@ -42,7 +46,34 @@ def _table(database, name: str):
     return table
 
 
-def _rows(table, name: str, result: SourceResult):
+def _long_values(reader: EseLongValues | None, name: str) -> dict[int, bytes]:
+    """The table's long values read in one pass; empty (libesedb reads them one by one) if that fails."""
+    try:
+        return reader.blobs(name) if reader else {}
+    except _ONE_PASS_FAILURES:
+        return {}
+
+
+def _long_value_reader(path: Path) -> EseLongValues | None:
+    try:
+        return EseLongValues(path)
+    except _ONE_PASS_FAILURES:
+        return None
+
+
+def _long_value(record, long_values: dict[int, bytes]):
+    """A separated long value from the one-pass map when present, else through libesedb (slow per call)."""
+    if long_values:
+        try:
+            blob = long_values.pop(lid_from_reference(record.get_value_data(BLOB_COLUMN)), None)
+        except (OSError, IOError):
+            blob = None
+        if blob is not None:
+            return blob
+    return record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
+
+
+def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes]):
     """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors."""
     try:
         count = table.get_number_of_records()
@@ -55,7 +86,7 @@ def _rows(table, name: str, result: SourceResult):
             raw_id = record.get_value_data(ID_COLUMN)
             record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
             if record.is_long_value(BLOB_COLUMN):
-                blob = record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
+                blob = _long_value(record, long_values)
             else:
                 blob = record.get_value_data(BLOB_COLUMN)
         except (OSError, IOError) as exc:
@@ -76,15 +107,18 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
             raise SourceError(f"cannot read the ESE catalog ({_short(exc)})") from None
         if "Jobs" not in names:
             raise SourceError("ESE database without a Jobs table (not a BITS qmgr.db)")
+        lv_reader = _long_value_reader(path)
         files_by_id: dict[str, JobFile] = {}
         file_blobs: dict[str, tuple[int, bytes]] = {}
         if "Files" in names:
-            for index, file_id, blob, _ in _rows(_table(database, "Files"), "Files", result):
+            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"))
+            for index, file_id, blob, _ in file_rows:
                 file_blobs[file_id or f"row-{index}"] = (index, blob)
         else:
             result.warnings.append("no Files table: job files cannot be resolved")
         unreadable_jobs = 0
-        for index, job_id, blob, reason in _rows(_table(database, "Jobs"), "Jobs", result):
+        job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"))
+        for index, job_id, blob, reason in job_rows:
             provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                     table="Jobs", record_index=index, recovered_from="live table")
             if blob is None:
