@@ -8,6 +8,7 @@ record is marked partial with the reason. Encoding is the exact inverse, so that
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import uuid
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .formats.markers import (
     PROGRESS_TERMINATOR,
     marker_label,
 )
-from .formats.primitives import Acl, BinarySid, SecurityDescriptorHeader
+from .formats.primitives import Acl, BinarySid, SecurityDescriptorHeader, guid_text
 from .model import (
     INTEGRITY_LEVELS,
     WELL_KNOWN_SIDS,
@@ -84,9 +85,14 @@ class SectionWalk:
 
 def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | None, int, str | None]:
     """Parse `schema` at `offset`; on failure keep the longest prefix of its fields that parses."""
+    probe = _probe(schema)
+    chunk = data[offset:] if offset else data
+    fast = probe.parse_fast(chunk)
+    if fast is not None:
+        return fast.value, offset + fast.end, None
     try:
-        probe = _probe(schema).parse(data[offset:] if offset else data)
-        return probe.value, offset + probe.end, None
+        parsed = probe.parse(chunk)
+        return parsed.value, offset + parsed.end, None
     except (ConstructError, UnicodeDecodeError, OverflowError, ValueError) as exc:
         error = _describe(exc)
     if not isinstance(schema, Struct):
@@ -94,24 +100,72 @@ def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | Non
     best: tuple[Container | None, int] = (None, offset)
     for count in range(1, len(schema.subcons)):
         try:
-            probe = _probe(Struct(*schema.subcons[:count])).parse(data[offset:])
+            parsed = _Probe(Struct(*schema.subcons[:count])).parse(data[offset:])   # one-off: not cached
         except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
             break
-        best = (probe.value, offset + probe.end)
+        best = (parsed.value, offset + parsed.end)
     return best[0], best[1], error
 
 
-_PROBES: dict[int, Struct] = {}
+#: Parses of one schema before its compiled twin is made. Compiling the whole job record
+#: (~12 ms) costs about what compiled parsing saves on 40 records, so small inputs never pay.
+COMPILE_AFTER = 40
 
 
-def _probe(schema: Any) -> Struct:
-    """`schema` followed by its end offset, so one parse gives both value and size."""
+class _Probe:
+    """`schema` followed by its end offset, so one parse gives both value and size.
+
+    `parse` is the interpreted reference: its errors are the ones reported. Once a schema
+    has been used COMPILE_AFTER times, `parse_fast` answers with construct's compiled
+    parser (3-4x faster) whenever that is certain to give the same result.
+    """
+
+    __slots__ = ("value_schema", "interpreted", "compiled", "uses")
+
+    def __init__(self, schema: Any) -> None:
+        self.value_schema = schema
+        self.interpreted = Struct("value" / schema, "end" / Tell)
+        self.compiled: Any = None          # None: not yet; False: does not compile
+        self.uses = 0
+
+    def parse(self, data: bytes) -> Container:
+        return self.interpreted.parse(data)
+
+    def parse_fast(self, data: bytes) -> Container | None:
+        """The compiled parse, or None when only `parse` can tell (not compiled yet, an error,
+        or the record reaches the end of `data`: compiled code does not check short reads,
+        so a read that ran out would pass unnoticed)."""
+        compiled = self.compiled
+        if compiled is None:
+            self.uses += 1
+            if self.uses < COMPILE_AFTER:
+                return None
+            compiled = self.compiled = _compile(self.interpreted)
+        if compiled is False:
+            return None
+        try:
+            parsed = compiled.parse(data)
+        except Exception:                  # any failure: the reference parse decides and explains
+            return None
+        return parsed if parsed.end < len(data) else None
+
+
+def _compile(schema: Any) -> Any:
+    try:
+        return schema.compile()
+    except Exception:                      # a construct without a compiled form: stay interpreted
+        return False
+
+
+_PROBES: dict[int, _Probe] = {}
+
+
+def _probe(schema: Any) -> _Probe:
     probe = _PROBES.get(id(schema))
     if probe is None or probe.value_schema is not schema:
-        probe = Struct("value" / schema, "end" / Tell)
-        probe.value_schema = schema
-        if len(_PROBES) < 256:
-            _PROBES[id(schema)] = probe
+        if len(_PROBES) >= 256:        # schemas made per record (unknown legacy tails): start afresh
+            _PROBES.clear()
+        probe = _PROBES[id(schema)] = _Probe(schema)
     return probe
 
 
@@ -127,6 +181,8 @@ def _whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
     key = tuple(id(schema) for _, schema in sections)
     whole = _WHOLE.get(key)
     if whole is None:
+        if len(_WHOLE) >= 256:
+            _WHOLE.clear()
         whole = _WHOLE[key] = Struct(*(name / schema for name, schema in sections))
     return whole
 
@@ -137,8 +193,10 @@ def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]])
     Well-formed records take one parse of all sections (the common case, twice as fast);
     anything else is walked section by section to keep what validates.
     """
+    whole = _probe(_whole_record(sections))
+    chunk = data[offset:] if offset else data
     try:
-        probe = _probe(_whole_record(sections)).parse(data[offset:] if offset else data)
+        probe = whole.parse_fast(chunk) or whole.parse(chunk)
         errors = probe.value.get("errors")
         if errors is None or errors.count == 0 or _plausible_times(probe.value.get("counters")):
             return SectionWalk(parsed={name: probe.value[name] for name, _ in sections}, end=offset + probe.end)
@@ -223,7 +281,7 @@ def decode_job_blob(data: bytes, sections: Sequence[tuple[str, Any]] = job_fmt.E
     job = job_from_sections(walk.parsed)
     job.blob_size = len(data)
     if outer is not None:
-        job.outer_marker = str(uuid.UUID(bytes_le=outer))
+        job.outer_marker = guid_text(outer)
     if "strings" not in walk.parsed or ("owner" not in walk.parsed):
         problems = job_head_problems(job) or [walk.failure or "header does not validate"]
         raise BlobError("not a job record: " + "; ".join(problems))
@@ -275,7 +333,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
     job = Job(job_id=header.get("job_id") if header else None)
     unknown: dict[str, Any] = {}
     if header:
-        job.marker = str(uuid.UUID(bytes_le=bytes(header.marker)))
+        job.marker = guid_text(header.marker)
         job.marker_label = marker_label(header.marker)
         unknown["unk_10"] = header.get("unk_10")
         if "priority" in header:
@@ -406,20 +464,45 @@ def decode_security(owner: Container) -> SecurityInfo:
     )
     if not raw:
         return info
+    decoded = _DESCRIPTORS.get(raw)
+    if decoded is None:
+        decoded = _decode_descriptor(raw)
+        if len(_DESCRIPTORS) >= _MAX_DESCRIPTORS:
+            _DESCRIPTORS.clear()
+        _DESCRIPTORS[raw] = decoded
+    fields, dacl, sacl = decoded
+    for name, value in fields.items():
+        setattr(info, name, value)
+    # Fresh Ace objects for every job: readers set `sid_name` on them (evidence name resolution).
+    info.dacl = [Ace(*values) for values in dacl]
+    info.sacl = [Ace(*values) for values in sacl]
+    return info
+
+
+#: Decoded descriptors by their bytes: jobs of one owner carry the same descriptor.
+_DESCRIPTORS: dict[bytes, tuple[dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]] = {}
+_MAX_DESCRIPTORS = 1024
+
+
+def _decode_descriptor(raw: bytes) -> tuple[dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]:
+    """SecurityInfo fields of a descriptor, and its ACEs as Ace field tuples (immutable, cacheable)."""
+    fields: dict[str, Any] = {}
+    dacl: list[Ace] = []
+    sacl: list[Ace] = []
     try:
         sd = SecurityDescriptorHeader.parse(raw)
-        info.control = sd.control
-        info.owner = BinarySid.parse(raw[sd.owner_offset:]) if sd.owner_offset else None
-        info.group = BinarySid.parse(raw[sd.group_offset:]) if sd.group_offset else None
-        info.dacl = _aces(Acl.parse(raw[sd.dacl_offset:])) if sd.dacl_offset else []
-        info.sacl = _aces(Acl.parse(raw[sd.sacl_offset:])) if sd.sacl_offset else []
+        fields["control"] = sd.control
+        fields["owner"] = BinarySid.parse(raw[sd.owner_offset:]) if sd.owner_offset else None
+        fields["group"] = BinarySid.parse(raw[sd.group_offset:]) if sd.group_offset else None
+        dacl = _aces(Acl.parse(raw[sd.dacl_offset:])) if sd.dacl_offset else []
+        sacl = _aces(Acl.parse(raw[sd.sacl_offset:])) if sd.sacl_offset else []
     except (ConstructError, ValueError, OverflowError) as exc:
-        info.decode_error = _describe(exc)
-        return info
-    for ace in info.sacl:
-        if ace.ace_type == 0x11:
-            info.integrity_label = ace.sid
-    return info
+        fields["decode_error"] = _describe(exc)
+    else:
+        for ace in sacl:
+            if ace.ace_type == 0x11:
+                fields["integrity_label"] = ace.sid
+    return fields, tuple(dataclasses.astuple(a) for a in dacl), tuple(dataclasses.astuple(a) for a in sacl)
 
 
 def _aces(acl: Container) -> list[Ace]:
@@ -568,11 +651,24 @@ def file_from_body(body: Container, file_id: str | None = None, layout: str = "d
     return f
 
 
+#: A well-formed download blob between its two markers, parsed in one go (the common case).
+_FILE_SECTIONS = (("body", file_fmt.FileBody), ("progress_a", file_fmt.ProgressA),
+                  ("progress_b", file_fmt.ProgressB))
+
+
 def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str | None = None) -> JobFile:
     """Decode a Files.Blob. Upload layout (S(dissect)) when the hint says so or download fails."""
     data = bytes(data)
     if len(data) < 20:
         raise BlobError(f"{len(data)} bytes is too short for a file record")
+    if layout_hint != "upload" and data[:16] == FILE_MARKER:
+        whole = _probe(_whole_record(_FILE_SECTIONS)).parse_fast(data[16:])
+        if whole is not None and data[16 + whole.end:] == FILE_MARKER:
+            body = whole.value.body
+            if body.local_name or body.remote_name:
+                f = file_from_body(body, file_id, "download")
+                _apply_progress(f, whole.value.progress_a, whole.value.progress_b)
+                return f
     layouts = ["upload", "download"] if layout_hint == "upload" else ["download", "upload"]
     first_error = None
     for layout in layouts:
@@ -605,12 +701,7 @@ def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:
     if error_a is None:
         b, end_b, error_b = parse_prefix(file_fmt.ProgressB, data, end_a)
     if error_a is None and error_b is None and data[end_b:] == FILE_MARKER:
-        f.progress_complete = a.complete
-        f.progress_bytes_done = a.bytes_done
-        f.unknown.update(progress_a_unk16=bytes(a.unk_a16).hex(), progress_a_unk8=a.unk_a8,
-                         progress_b_unk0=b.unk_b0, progress_b_unk6=bytes(b.unk_b6).hex(),
-                         progress_b_unk12=bytes(b.unk_b12).hex(),
-                         progress_b_entries=[[e.bytes_done, e.unk] for e in b.entries])
+        _apply_progress(f, a, b)
         return
     rest = data[offset:]
     f.partial = True
@@ -621,6 +712,15 @@ def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:
         f.partial_reason = "progress blocks not understood"
     else:
         f.partial_reason = f"progress blocks not understood: {error_a or error_b or 'unexpected bytes'}"
+
+
+def _apply_progress(f: JobFile, a: Container, b: Container) -> None:
+    f.progress_complete = a["complete"]
+    f.progress_bytes_done = a["bytes_done"]
+    f.unknown.update(progress_a_unk16=bytes(a["unk_a16"]).hex(), progress_a_unk8=a["unk_a8"],
+                     progress_b_unk0=b["unk_b0"], progress_b_unk6=bytes(b["unk_b6"]).hex(),
+                     progress_b_unk12=bytes(b["unk_b12"]).hex(),
+                     progress_b_entries=[[e["bytes_done"], e["unk"]] for e in b["entries"]])
 
 
 def encode_file(f: JobFile) -> bytes:

@@ -144,11 +144,20 @@ def enum_or_int(enum_type: type[E], value: int) -> E | int:
 
 def flag_names(flag_type: type[IntFlag], value: int) -> list[str]:
     """Names of the set bits, lowest first, plus `0x..` for bits the enum does not know."""
-    names = [member.name for member in flag_type if member.value & value]
-    unknown = value & ~sum(m.value for m in flag_type)
-    if unknown:
-        names.append(f"0x{unknown:x}")
-    return names
+    names = _FLAG_NAMES.get((flag_type, value))
+    if names is None:
+        names = [member.name for member in flag_type if member.value & value]
+        unknown = value & ~sum(m.value for m in flag_type)
+        if unknown:
+            names.append(f"0x{unknown:x}")
+        names = tuple(names)
+        if len(_FLAG_NAMES) < 4096:
+            _FLAG_NAMES[(flag_type, value)] = names
+    return list(names)
+
+
+#: Flag values repeat across records; the names are computed once per (type, value).
+_FLAG_NAMES: dict[tuple[type, int], tuple[str, ...]] = {}
 
 
 def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any] | None:
@@ -168,7 +177,24 @@ def _flags(flag_type: type[IntFlag]) -> dict[str, Any]:
     return {"kind": "flags", "flag_type": flag_type}
 
 
+#: Types `_plain` returns unchanged (exact types: an IntEnum is an int but shows its name).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    kind = value.__class__
+    if kind in _AS_IS:
+        return value
+    if kind is list:
+        return [v if v.__class__ in _AS_IS else _plain(v) for v in value]
+    if kind is dict:
+        return {k: v if v.__class__ in _AS_IS else _plain(v) for k, v in value.items()}
+    if kind is bytes:
+        return value.hex()
+    to_dict = _PLANS.get(kind)
+    if to_dict is not None:
+        return to_dict(value)
+    # Anything else (subclasses, tuples, other dataclasses): the general rules, in this order.
     if isinstance(value, IntEnum):
         return value.name
     if isinstance(value, bytes):
@@ -182,21 +208,54 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
+# to_dict of each dataclass is generated once per class from its field metadata (the way
+# `dataclasses` generates __init__): one dict display instead of a loop over fields() with
+# metadata look-ups per call. Fields: plain -> _plain (as-is types inline), "filetime" ->
+# ISO text + the raw `_filetime` twin, "flags" -> flags_to_dict, "internal" -> left out.
+_PLANS: dict[type, Any] = {}
+
+
+def _make_to_dict(cls: type) -> Any:
+    env: dict[str, Any] = {"AS_IS": _AS_IS, "plain": _plain, "iso": _filetime_text, "flags": flags_to_dict}
+    items = []
+    for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
             continue
-        value = getattr(obj, f.name)
-        kind = f.metadata.get("kind")
+        name, kind = f.name, f.metadata.get("kind")
         if kind == "filetime":
-            out[f.name] = filetime_to_iso(value)
-            out[f.name + "_filetime"] = value
+            items.append(f"{name!r}: iso(v := obj.{name}), {name + '_filetime'!r}: v")
         elif kind == "flags":
-            out[f.name] = flags_to_dict(f.metadata["flag_type"], value)
+            env[f"type_{name}"] = f.metadata["flag_type"]
+            items.append(f"{name!r}: flags(type_{name}, obj.{name})")
         else:
-            out[f.name] = _plain(value)
-    return out
+            items.append(f"{name!r}: v if (v := obj.{name}).__class__ in AS_IS else plain(v)")
+    body = ",\n        ".join(items)
+    source = f"def to_dict(obj):\n    return {{\n        {body}\n    }}\n"
+    exec(compile(source, f"<to_dict of {cls.__name__}>", "exec"), env)
+    _PLANS[cls] = to_dict = env["to_dict"]
+    return to_dict
+
+
+_ISO_TEXT: dict[int, str | None] = {}
+_NOT_SEEN = object()
+
+
+def _filetime_text(value: Any) -> str | None:
+    """filetime_to_iso, remembered: a job repeats its times (modified = completed = inactivity
+    base) and files of one server share Last-Modified; formatting one costs microseconds."""
+    if value.__class__ is not int:
+        return filetime_to_iso(value)
+    text = _ISO_TEXT.get(value, _NOT_SEEN)
+    if text is _NOT_SEEN:
+        if len(_ISO_TEXT) >= 8192:
+            _ISO_TEXT.clear()
+        text = _ISO_TEXT[value] = filetime_to_iso(value)
+    return text
+
+
+def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
+    to_dict = _PLANS.get(obj.__class__) or _make_to_dict(obj.__class__)
+    return to_dict(obj)
 
 
 class Record:

@@ -15,12 +15,25 @@ def filetime_to_datetime(value: int | None) -> datetime | None:
     return _EPOCH + timedelta(microseconds=value // 10)
 
 
+_TICKS_PER_DAY = 864_000_000_000
+_DATES: dict[int, str] = {}
+
+
 def filetime_to_iso(value: int | None) -> str | None:
-    """ISO 8601 UTC with 7 fractional digits: 2022-12-21T02:18:03.1204650+00:00."""
-    when = filetime_to_datetime(value)
-    if when is None:
+    """ISO 8601 UTC with 7 fractional digits: 2022-12-21T02:18:03.1204650+00:00.
+
+    Hot in every output: the date text is cached per day, the time computed with integers.
+    """
+    if not value or value > _MAX_FILETIME:
         return None
-    return f"{when:%Y-%m-%dT%H:%M:%S}.{value % 10_000_000:07d}+00:00"
+    days, ticks = divmod(value, _TICKS_PER_DAY)
+    date = _DATES.get(days)
+    if date is None:
+        if len(_DATES) >= 65536:
+            _DATES.clear()
+        date = _DATES[days] = (_EPOCH + timedelta(days=days)).strftime("%Y-%m-%d")
+    seconds, fraction = divmod(ticks, 10_000_000)
+    return f"{date}T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}.{fraction:07d}+00:00"
 
 
 def filetime_to_ez(value: int | None) -> str:

@@ -39,7 +39,8 @@ FileBody = Struct(
     "size_2" / Int64ul,
     "local_attributes" / Int32ul,
     "unk_count" / Int32sl,
-    "unk_bytes" / Bytes(lambda ctx: max(ctx.unk_count, 0)),
+    # max(unk_count, 0) written as an expression (a negative count means no bytes) so that it compiles.
+    "unk_bytes" / Bytes((this.unk_count > 0) * this.unk_count),
     "unk_flag" / Int8ul,
     "range_count" / Rebuild(Int32ul, len_(this.ranges)),
     Check(this.range_count <= MAX_RANGES),

@@ -12,11 +12,13 @@ from construct import (
     Array,
     Bytes,
     BytesInteger,
-    Check,
+    CheckError,
+    GreedyBytes,
     Int8ul,
     Int16ul,
     Int32ul,
     Int64ul,
+    Prefixed,
     Struct,
     Switch,
     this,
@@ -26,11 +28,39 @@ from construct import (
 MAX_WSTR_UNITS = 32768
 
 
-class GuidAdapter(Adapter):
+class CompilableAdapter(Adapter):
+    """An Adapter that `Construct.compile()` turns into compiled code plus one call of `_decode`
+    (`_encode` when building).
+
+    Plain Adapters are compiled as a call of the interpreted parser (subcon included);
+    here the subcon is compiled too and only the Python-level `_decode` stays a call.
+    `_decode` / `_encode` must not need `path` (they receive None).
+    """
+
+    def _emitparse(self, code):
+        code.linkedinstances[id(self)] = self
+        return f"linkedinstances[{id(self)}]._decode({self.subcon._compileparse(code)}, this, None)"
+
+    def _emitbuild(self, code):
+        code.linkedinstances[id(self)] = self
+        encoded = f"linkedinstances[{id(self)}]._encode(obj, this, None)"
+        return f"(reuse({encoded}, lambda obj: ({self.subcon._compilebuild(code)})), obj)[1]"
+
+
+def guid_text(raw: bytes) -> str:
+    """str(uuid.UUID(bytes_le=raw)) without building a UUID (3x faster; GUIDs are everywhere)."""
+    raw = bytes(raw)
+    if len(raw) != 16:
+        raise ValueError("bytes_le is not a 16-char string")
+    h = (raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class GuidAdapter(CompilableAdapter):
     """16 bytes in Windows in-memory order <-> lower-case canonical GUID text."""
 
     def _decode(self, obj, context, path):
-        return str(uuid.UUID(bytes_le=bytes(obj)))
+        return guid_text(obj)
 
     def _encode(self, obj, context, path):
         return uuid.UUID(str(obj)).bytes_le
@@ -39,7 +69,7 @@ class GuidAdapter(Adapter):
 Guid = GuidAdapter(Bytes(16))
 
 
-class WStrAdapter(Adapter):
+class WStrAdapter(CompilableAdapter):
     """u32 code-unit count (including the terminating NUL) + UTF-16LE text.
 
     Exactly one trailing NUL is stripped; count 0 (no text at all) decodes to "".
@@ -47,28 +77,41 @@ class WStrAdapter(Adapter):
     """
 
     def _decode(self, obj, context, path):
-        text = bytes(obj.raw).decode("utf-16-le", errors="surrogatepass")
+        text = bytes(obj).decode("utf-16-le", errors="surrogatepass")
         return text[:-1] if text.endswith("\x00") else text
 
     def _encode(self, obj, context, path):
-        raw = (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
-        return dict(count=len(raw) // 2, raw=raw)
+        return (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
 
 
-WStr = WStrAdapter(
-    Struct(
-        "count" / Int32ul,
-        Check(this.count <= MAX_WSTR_UNITS),
-        "raw" / Bytes(this.count * 2),
-    )
-)
+class WStrByteLength(CompilableAdapter):
+    """The u32 count of UTF-16 code units <-> the text's length in bytes (count * 2).
+
+    Counts over MAX_WSTR_UNITS fail (parse and build) like the Check they stand for:
+    such counts mean misaligned bytes, not text.
+    """
+
+    def _decode(self, obj, context, path):
+        if obj > MAX_WSTR_UNITS:
+            raise CheckError("check failed during parsing", path=path)
+        return obj * 2
+
+    def _encode(self, obj, context, path):
+        if obj // 2 > MAX_WSTR_UNITS:
+            raise CheckError("check failed during building", path=path)
+        return obj // 2
+
+
+# A Prefixed field rather than a Struct(count, Check, raw): the same bytes, without a
+# context container per string (strings are most of a record; 1.5-2x faster to parse).
+WStr = WStrAdapter(Prefixed(WStrByteLength(Int32ul), GreedyBytes))
 
 #: FILETIME: 100-ns ticks since 1601-01-01 UTC, 0 = not set. Kept as the raw integer;
 #: conversion to text lives in bitsdb.timeutil so that the raw value is never lost.
 FileTime = Int64ul
 
 
-class BinarySidAdapter(Adapter):
+class BinarySidAdapter(CompilableAdapter):
     """Binary SID (revision, count, 48-bit big-endian authority, LE sub-authorities) <-> 'S-1-...'."""
 
     def _decode(self, obj, context, path):

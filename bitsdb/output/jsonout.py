@@ -8,8 +8,13 @@ from typing import Any
 from .base import RecordWriter, job_record, orphan_record
 
 
+#: One encoder for every line (json.dumps with options builds a new one per call). Records
+#: are fresh trees from to_dict, never circular, so the circular-reference check is skipped.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(obj)
 
 
 class JsonLinesWriter(RecordWriter):
