@@ -20,12 +20,18 @@ DEFAULT_DBS = [ROOT.parent / "shared/samples/real/artemis/win10_qmgr.db",
                ROOT.parent / "shared/samples/real/artemis/win11_qmgr.db"]
 
 
+def bitsdb_command() -> list[str]:
+    """The console script users run (installed beside this Python), else `python -m bitsdb`."""
+    script = Path(sys.executable).with_name("bitsdb")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bitsdb"]
+
+
 def whole_process(db: Path, runs: int) -> tuple[float, float]:
-    """Median wall time and max RSS (MiB) of `python -m bitsdb parse DB -o /dev/null`."""
+    """Median wall time and max RSS (MiB) of `bitsdb parse DB -o /dev/null`."""
     times, peaks = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "bitsdb", "parse", str(db), "-o", os.devnull])
+        proc = subprocess.Popen([*bitsdb_command(), "parse", str(db), "-o", os.devnull])
         _, status, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - start)
         peaks.append(usage.ru_maxrss / 1024)

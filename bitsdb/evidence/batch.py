@@ -8,9 +8,7 @@ Output order never depends on which worker finished first.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -115,6 +113,9 @@ def _file_group(path: str) -> ArtefactGroup:
 @contextmanager
 def private_workdir() -> Iterator[Path]:
     """A 0700 temporary folder (under $TMPDIR, never beside the evidence), removed afterwards."""
+    import shutil
+    import tempfile
+
     folder = Path(tempfile.mkdtemp(prefix="bitsdb-evidence-"))
     try:
         yield folder
