@@ -133,8 +133,9 @@ class _Probe:
 
     def parse_fast(self, data: bytes) -> Container | None:
         """The compiled parse, or None when only `parse` can tell (not compiled yet, an error,
-        or the record reaches the end of `data`: compiled code does not check short reads,
-        so a read that ran out would pass unnoticed)."""
+        or a read past the end of `data`). Compiled code does not check short reads, so it
+        parses `data` plus a few padding bytes: a record that needed more than `data` ends
+        inside the padding, and is left to the reference parse."""
         compiled = self.compiled
         if compiled is None:
             self.uses += 1
@@ -144,10 +145,13 @@ class _Probe:
         if compiled is False:
             return None
         try:
-            parsed = compiled.parse(data)
+            parsed = compiled.parse(data + _SHORT_READ_PAD)
         except Exception:                  # any failure: the reference parse decides and explains
             return None
-        return parsed if parsed.end < len(data) else None
+        return parsed if parsed.end <= len(data) else None
+
+
+_SHORT_READ_PAD = b"\x00" * 16
 
 
 def _compile(schema: Any) -> Any:
