@@ -520,35 +520,56 @@ def _aces(acl: Container) -> list[Ace]:
     return out
 
 
-def build_security_descriptor(owner_sid: str, integrity_rid: int) -> bytes:
-    """A descriptor shaped like the ones BITS writes (§5.4), for synthetic jobs."""
-    label_sid = f"S-1-16-{integrity_rid}"
-    sacl_aces = [(0x11, 0, 1, label_sid)]
-    dacl_aces = [(0x01, 0, 0x000F003F, "S-1-5-7"), (0x00, 0, 0x000F003F, owner_sid),
-                 (0x00, 0, 0x000F003F, "S-1-5-32-544"), (0x00, 0, 0x000F003F, "S-1-5-32-580"),
-                 (0x00, 0, 0x000F003F, "S-1-15-2-1")]
+def encode_security_descriptor(info: SecurityInfo) -> bytes:
+    """The inverse of decode_security: a self-relative descriptor laid out like BITS' own (§5.4):
+    SACL (padded to 1008 bytes, as Windows writes it), DACL, owner, group; nothing after."""
 
-    def acl(revision: int, aces: list, pad_to: int | None = None) -> bytes:
+    def acl(revision: int, aces: Sequence[Ace], pad_to: int = 0) -> bytes:
         built = []
-        for ace_type, flags, mask, sid in aces:
-            sid_bytes = BinarySid.build(sid)
-            built.append(dict(ace_type=ace_type, ace_flags=flags, ace_size=8 + len(sid_bytes),
-                              body=dict(mask=mask, sid=sid)))
+        for ace in aces:
+            sid = BinarySid.build(ace.sid)
+            built.append(dict(ace_type=ace.ace_type, ace_flags=ace.flags, ace_size=8 + len(sid),
+                              body=dict(mask=ace.mask or 0, sid=ace.sid)))
         size = 8 + sum(a["ace_size"] for a in built)
-        body = Acl.build(dict(revision=revision, sbz1=0, acl_size=max(size, pad_to or 0), ace_count=len(built),
-                              sbz2=0, aces=built))
-        return body + b"\x00" * (max(size, pad_to or 0) - size)
+        total = max(size, pad_to)
+        return Acl.build(dict(revision=revision, sbz1=0, acl_size=total, ace_count=len(built), sbz2=0,
+                              aces=built)) + b"\x00" * (total - size)
 
-    sacl = acl(4, sacl_aces, pad_to=1008)
-    dacl = acl(2, dacl_aces)
-    owner = BinarySid.build(owner_sid)
-    sacl_off = 20
-    dacl_off = sacl_off + len(sacl)
-    owner_off = dacl_off + len(dacl)
-    group_off = owner_off + len(owner)
-    head = SecurityDescriptorHeader.build(dict(revision=1, sbz1=0, control=0x801F, owner_offset=owner_off,
-                                               group_offset=group_off, sacl_offset=sacl_off, dacl_offset=dacl_off))
-    return head + sacl + dacl + owner + owner + b"\x00" * 4
+    sacl = acl(4, info.sacl, 1008) if info.sacl else b""
+    dacl = acl(2, info.dacl) if info.dacl else b""
+    owner = BinarySid.build(info.owner) if info.owner else b""
+    group = BinarySid.build(info.group) if info.group else b""
+    offsets, position = [], 20
+    for part in (sacl, dacl, owner, group):
+        offsets.append(position if part else 0)
+        position += len(part)
+    control = 0x801F if info.control is None else info.control
+    head = SecurityDescriptorHeader.build(dict(revision=1, sbz1=0, control=control, owner_offset=offsets[2],
+                                               group_offset=offsets[3], sacl_offset=offsets[0],
+                                               dacl_offset=offsets[1]))
+    return head + sacl + dacl + owner + group
+
+
+BITS_DACL = ((0x01, "S-1-5-7"), (0x00, None), (0x00, "S-1-5-32-544"), (0x00, "S-1-5-32-580"),
+             (0x00, "S-1-15-2-1"))       # None: the owner; every ACE grants/denies 0x000F003F
+
+
+def default_security(owner_sid: str, integrity_rid: int) -> SecurityInfo:
+    """The descriptor BITS gives a new job (§5.4): owner = group, integrity label, fixed DACL."""
+    def ace(ace_type: int, sid: str, mask: int) -> Ace:
+        return Ace(ace_type=ace_type, ace_type_name=ACE_TYPE_NAMES[ace_type], flags=0, mask=mask, sid=sid,
+                   sid_name=WELL_KNOWN_SIDS.get(sid))
+
+    label = f"S-1-16-{integrity_rid}"
+    return SecurityInfo(owner_integrity_rid=integrity_rid, owner_integrity_level=INTEGRITY_LEVELS.get(integrity_rid),
+                        token_unknown=[0, 1, 1, 0], control=0x801F, owner=owner_sid, group=owner_sid,
+                        integrity_label=label, sacl=[ace(0x11, label, 1)],
+                        dacl=[ace(kind, sid or owner_sid, 0x000F003F) for kind, sid in BITS_DACL])
+
+
+def build_security_descriptor(owner_sid: str, integrity_rid: int) -> bytes:
+    """Descriptor bytes for a synthetic job, shaped like the ones BITS writes."""
+    return encode_security_descriptor(default_security(owner_sid, integrity_rid))
 
 
 def _unhex(value: Any, size: int) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import uuid
 
 import pytest
 from click.testing import CliRunner

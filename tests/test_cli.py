@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from bitsdb.cli import cli
 from bitsdb.output.csvout import COLUMNS
 
-from conftest import real_sample
 
 PAGE = 16384
 

@@ -159,3 +159,11 @@ def test_live_blobs_round_trip(db):
             again = decode_file_blob(encode_file(jf), jf.file_id)
             again.provenance = jf.provenance
             assert again == jf
+
+
+@pytest.mark.parametrize("db", ["win10_qmgr.db", "win11_qmgr.db"])
+def test_default_security_descriptor_is_what_windows_writes(db):
+    from bitsdb.decode import build_security_descriptor
+
+    for job in bitsdb.parse(real_sample("artemis", db)):
+        assert build_security_descriptor(job.owner_sid, job.security.owner_integrity_rid) == job.security.raw

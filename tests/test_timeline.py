@@ -28,9 +28,8 @@ from bitsdb.timeline import (
     VERSION_RECOVERED,
     expand_job,
 )
-from bitsdb.timeutil import filetime_to_datetime
 
-from conftest import SHARED_SAMPLES, real_sample
+from conftest import SHARED_SAMPLES
 
 SAMPLE = "samples/synthetic/persistence_job.blob"
 ECS_ALLOWED_EVENT_TYPES = {"creation", "change", "end", "info", "error"}

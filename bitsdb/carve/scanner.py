@@ -34,7 +34,7 @@ from ..decode import (
 )
 from ..formats import file as file_fmt
 from ..formats.job import ESE_JOB_SECTIONS
-from ..formats.markers import ESE_JOB_MARKERS, FILE_LIST_MARKER, FILE_MARKER, LEGACY_JOB_MARKERS
+from ..formats.markers import ESE_JOB_MARKERS, FILE_MARKER, LEGACY_JOB_MARKERS
 from ..model import Job, JobFile
 
 #: Largest record a decoder may look at after its marker. ESE records live in one

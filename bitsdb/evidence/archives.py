@@ -7,10 +7,14 @@ import os
 import struct
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..sources.result import SourceError
 from .locate import decoded, find_in_listing, host_from_name
 from .records import Artefact, ArtefactGroup
+
+if TYPE_CHECKING:
+    import zipfile
 
 CHUNK = 1 << 20
 EXTENDED_TIMESTAMP = 0x5455

@@ -26,13 +26,14 @@ from construct import ConstructError
 from ..decode import (
     BlobError,
     build_security_descriptor,
+    encode_security_descriptor,
     decode_file_blob,
     decode_job_blob,
     decode_security,
     encode_file,
     encode_job,
 )
-from ..formats.primitives import MAX_WSTR_UNITS, Acl, BinarySid, SecurityDescriptorHeader
+from ..formats.primitives import MAX_WSTR_UNITS
 from ..model import Ace, Job, JobFile, JobType, SecurityInfo
 from .ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
 
@@ -361,7 +362,7 @@ def _prepare_security(job: Job, given: Any, where: str) -> None:
         for key, value in zip(("tok_unk0", "tok_unk2", "tok_unk3", "tok_unk4"), info.token_unknown):
             job.unknown.setdefault(key, value)
     try:
-        info.raw = security_descriptor_bytes(info)
+        info.raw = encode_security_descriptor(info)
     except (ConstructError, ValueError, TypeError) as exc:
         raise SpecError(f"{where}.security: cannot build the descriptor ({' '.join(str(exc).split())[:160]})") \
             from None
@@ -372,39 +373,6 @@ def decode_security_descriptor(raw: bytes, rid: int) -> SecurityInfo:
 
     return decode_security(Container(security_descriptor=raw, owner_integrity_rid=rid, tok_unk0=0, tok_unk2=1,
                                      tok_unk3=1, tok_unk4=0))
-
-
-def security_descriptor_bytes(info: SecurityInfo) -> bytes:
-    """A self-relative descriptor laid out like BITS' own (SACL padded to 1008 bytes, §5.4).
-
-    Byte-identical to the descriptors of the real Windows 10/11 samples (decode's
-    build_security_descriptor appends 4 zero bytes those do not have).
-    """
-
-    def acl(revision: int, aces: Sequence[Ace], pad_to: int = 0) -> bytes:
-        built = []
-        for ace in aces:
-            sid = BinarySid.build(ace.sid)
-            built.append(dict(ace_type=ace.ace_type, ace_flags=ace.flags, ace_size=8 + len(sid),
-                              body=dict(mask=ace.mask or 0, sid=ace.sid)))
-        size = 8 + sum(a["ace_size"] for a in built)
-        total = max(size, pad_to)
-        return Acl.build(dict(revision=revision, sbz1=0, acl_size=total, ace_count=len(built), sbz2=0,
-                              aces=built)) + b"\x00" * (total - size)
-
-    sacl = acl(4, info.sacl, 1008) if info.sacl else b""
-    dacl = acl(2, info.dacl) if info.dacl else b""
-    owner = BinarySid.build(info.owner) if info.owner else b""
-    group = BinarySid.build(info.group) if info.group else b""
-    offsets, position = [], 20
-    for part in (sacl, dacl, owner, group):
-        offsets.append(position if part else 0)
-        position += len(part)
-    control = 0x801F if info.control is None else info.control
-    head = SecurityDescriptorHeader.build(dict(revision=1, sbz1=0, control=control, owner_offset=offsets[2],
-                                               group_offset=offsets[3], sacl_offset=offsets[0],
-                                               dacl_offset=offsets[1]))
-    return head + sacl + dacl + owner + group       # real descriptors end with the group SID
 
 
 # --------------------------------------------------------------------------- verification
