@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from datetime import datetime, timezone
@@ -10,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..sources.result import SourceError
+from .copyout import copy_out
 from .locate import decoded, find_in_listing, host_from_name
 from .records import Artefact, ArtefactGroup
 
 if TYPE_CHECKING:
     import zipfile
 
-CHUNK = 1 << 20
 EXTENDED_TIMESTAMP = 0x5455
 
 
@@ -50,20 +49,8 @@ def _times(info: zipfile.ZipInfo) -> tuple[dict[str, str], float | None]:
 
 
 def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path | None) -> str:
-    digest = hashlib.sha256()
-    out = open(target, "xb") if target is not None else None
-    try:
-        with archive.open(info) as member:
-            for chunk in iter(lambda: member.read(CHUNK), b""):
-                digest.update(chunk)
-                if out is not None:
-                    out.write(chunk)
-    finally:
-        if out is not None:
-            out.close()
-    if target is not None:
-        os.chmod(target, 0o400)
-    return digest.hexdigest()
+    with archive.open(info) as member:
+        return copy_out(member, target)[0]
 
 
 def zip_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], list[str], list[str]]:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from ..sources.result import SourceError
+from .copyout import copy_out
 from .locate import HIVE_PATHS, IMAGE_DOWNLOADER_PATHS, find_in_listing, host_from_name, role_of
 from .records import Artefact, ArtefactGroup
 
@@ -25,7 +26,6 @@ _MAGICS = (
     (0, b"KDMV"), (0, b"# Disk DescriptorFile"), (0, b"vhdxfile"), (0, b"conectix"), (0, b"QFI\xfb"),
     (3, b"NTFS    "), (512, b"EFI PART"), (3, b"MSDOS5.0"), (82, b"FAT32   "),
 )
-CHUNK = 1 << 20
 
 
 def looks_like_image(path: str | Path) -> bool:
@@ -98,22 +98,7 @@ def _posix(entry) -> float | None:
 
 def _copy_out(entry, target: Path | None) -> tuple[str, int]:
     """Stream a file out of the image (sha256 as it goes); with target None nothing is written."""
-    digest = hashlib.sha256()
-    size = 0
-    handle = entry.GetFileObject()
-    out = open(target, "xb") if target is not None else None
-    try:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-            size += len(chunk)
-            if out is not None:
-                out.write(chunk)
-    finally:
-        if out is not None:
-            out.close()
-    if target is not None:
-        os.chmod(target, 0o400)
-    return digest.hexdigest(), size
+    return copy_out(entry.GetFileObject(), target)
 
 
 def _entry(fs, factory, base, parts):
