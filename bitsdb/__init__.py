@@ -12,7 +12,7 @@ __all__ = ["parse", "read", "__version__"]
 
 def __getattr__(name: str):
     # Lazy: `import bitsdb` (and so `bitsdb --help`) must not pay for pyesedb/construct.
-    if name in ("parse", "read", "expand"):
+    if name in ("parse", "read"):
         from . import api
 
         return getattr(api, name)

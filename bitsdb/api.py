@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
 from .model import Job
-from .sources.detect import bits_files_in, detect_file
+from .sources.detect import detect_file
 from .sources.result import SourceError, SourceResult, sha256_of
 
 
@@ -80,30 +80,6 @@ def _read_kind(path: Path, kind: InputKind) -> SourceResult:
 
         return read_raw(path, sha256, kind)
     raise SourceError("not a BITS database, state file or job/file record (unrecognised content)")
-
-
-def expand(path: str | Path) -> list[Path]:
-    """A file stays itself; a folder becomes the BITS store files found under it."""
-    path = Path(path)
-    if path.is_dir():
-        found = bits_files_in(path)
-        if not found:
-            raise SourceError("directory holds no BITS files (qmgr.db, qmgr0.dat, qmgr1.dat)")
-        return found
-    return [path]
-
-
-def read_paths(paths: Iterable[str | Path], *, recover: bool = False
-               ) -> Iterator[tuple[str, SourceResult | Exception]]:
-    """Every input (folders expanded to the BITS files below them) with its result or the
-    exception that stopped it. Never raises: one bad input never stops a batch."""
-    items: list[Path] = []
-    for given in paths:
-        try:
-            items.extend(expand(given))
-        except SourceError as exc:
-            yield str(given), exc
-    yield from read_files(items, recover=recover)
 
 
 def read_files(items: Iterable[str | Path], *, recover: bool = False, state_index: int | None = None

@@ -16,12 +16,9 @@ def _inputs(given: str) -> list[Path]:
     path = Path(given)
     if not path.is_dir():
         return [path]
-    from ..sources.detect import BITS_FILE_NAMES
+    from ..sources.detect import role_of
 
-    found: list[Path] = []
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        if item.name.lower() in BITS_FILE_NAMES:
-            found.append(item)
+    found = [item for item in sorted(p for p in path.rglob("*") if p.is_file()) if role_of(item.name) == "store"]
     for db in [p for p in found if p.name.lower() == "qmgr.db"]:
         found.extend(p for p in companion_files(db) if p not in found)
     return found

@@ -7,20 +7,18 @@ the hits into versions and returns the versions the live table does not hold.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from ..formats.markers import InputKind
 from ..model import Job, Provenance
-from ..sources.detect import detect_bytes
+from ..sources.detect import detect_bytes, role_of
 from ..sources.result import SourceError, SourceResult
 from .history import History, Located, build_history
 from .scanner import DEFAULT_WINDOW, MarkerFamily, Scanner, ScanStats, ese_page_size
 
 #: Files next to qmgr.db that hold page images (FORMAT.md §3), lower-case glob patterns.
-COMPANION_PATTERNS = ("edb*.log", "edbtmp.log", "*.jrs", "qmgr.jfm")
 
 DB_PAGE = "db page"
 LOG_FILE = "log file"
@@ -58,7 +56,7 @@ def classify(path: Path, head: bytes) -> tuple[str, str, int | None]:
     name = path.name.lower()
     if detect_bytes(head) is InputKind.ESE_DATABASE and not name.endswith((".log", ".jrs", ".jfm")):
         return DB_PAGE, InputKind.ESE_DATABASE.value, ese_page_size(head)
-    if any(fnmatch.fnmatch(name, pattern) for pattern in COMPANION_PATTERNS):
+    if role_of(name) == "companion":
         return LOG_FILE, "ese_log", None
     if detect_bytes(head) is InputKind.LEGACY_STATE_FILE:
         return SLACK, InputKind.LEGACY_STATE_FILE.value, None
@@ -104,8 +102,7 @@ def companion_files(db_path: str | Path) -> list[Path]:
         entries = sorted(p for p in folder.iterdir() if p.is_file())
     except OSError:
         return []
-    return [p for p in entries
-            if any(fnmatch.fnmatch(p.name.lower(), pattern) for pattern in COMPANION_PATTERNS)]
+    return [p for p in entries if role_of(p.name) == "companion"]
 
 
 def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, *,

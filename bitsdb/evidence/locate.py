@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-#: The store files BITS writes (ESE database; legacy state pair).
-STORE_NAMES = ("qmgr.db", "qmgr0.dat", "qmgr1.dat")
+from ..sources.detect import role_of
+
 #: Downloader folder below a volume root, Vista and later / XP and 2003.
 DOWNLOADER_TAILS = (
     ("programdata", "microsoft", "network", "downloader"),
@@ -29,7 +29,6 @@ HIVE_PATHS = {
     "SYSTEM": ("Windows", "System32", "config", "SYSTEM"),
 }
 
-_COMPANION = re.compile(r"^(edb[0-9a-f]*\.log|edbtmp\.log|edb\.chk|edbres\d+\.jrs|.*\.jrs|qmgr\.jfm)$", re.I)
 _DRIVE = re.compile(r"^(?:[a-z]|[a-z]:|\\\\[.?]\\[a-z]:)$", re.I)
 _SNAPSHOT = re.compile(r"(?:^vss(\d+)$|harddiskvolumeshadowcopy(\d+)$)", re.I)
 #: Folder names collectors put between the collection root and the drive.
@@ -39,16 +38,6 @@ _VELO_NAME = re.compile(r"^(?:Collection|Offline)-(.+?)-\d{4}-\d{2}-\d{2}T[\d_:.
 _STAMP_PREFIX = re.compile(r"^\d{4}-?\d{2}-?\d{2}(?:T?[\d_:.-]*)?_+", re.I)
 _STAMP_SUFFIX = re.compile(r"[_-]+\d{4}-?\d{2}-?\d{2}(?:T?[\d_:.-]*)?Z?$", re.I)
 _IMAGE_SUFFIX = re.compile(r"(\.(?:e01|ex01|l01|s01|raw|dd|img|001|vmdk|vhdx?|qcow2?|zip|xz|gz|bin))+$", re.I)
-
-
-def role_of(name: str) -> str | None:
-    """'store' for qmgr.db/qmgr0.dat/qmgr1.dat, 'companion' for ESE logs/checkpoint/journal files."""
-    lower = name.lower()
-    if lower in STORE_NAMES:
-        return "store"
-    if _COMPANION.match(lower):
-        return "companion"
-    return None
 
 
 def decoded(component: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..formats.markers import (
@@ -14,8 +15,10 @@ from ..formats.markers import (
     InputKind,
 )
 
-#: File names BITS uses, for finding the store inside a folder.
-BITS_FILE_NAMES = ("qmgr.db", "qmgr0.dat", "qmgr1.dat")
+#: The store files BITS writes (ESE database; legacy state pair).
+STORE_NAMES = ("qmgr.db", "qmgr0.dat", "qmgr1.dat")
+#: Files ESE keeps beside qmgr.db: transaction logs, reserve logs, checkpoint, flush map.
+_COMPANION = re.compile(r"^(edb[0-9a-f]*\.log|edbtmp\.log|edb\.chk|edbres\d+\.jrs|.*\.jrs|qmgr\.jfm)$", re.I)
 LEGACY_HEADER_PAIR = LEGACY_FILE_HEADER + LEGACY_QUEUE_MARKER
 LEGACY_HEADER_WINDOW = 0x40
 
@@ -52,7 +55,11 @@ def detect_file(path: str | Path) -> InputKind:
     return detect_bytes(head)
 
 
-def bits_files_in(folder: str | Path) -> list[Path]:
-    """BITS store files directly in a folder or anywhere below it (case-insensitive names)."""
-    found = [p for p in Path(folder).rglob("*") if p.is_file() and p.name.lower() in BITS_FILE_NAMES]
-    return sorted(found)
+def role_of(name: str) -> str | None:
+    """'store' for qmgr.db/qmgr0.dat/qmgr1.dat, 'companion' for ESE logs/checkpoint/journal files."""
+    lower = name.lower()
+    if lower in STORE_NAMES:
+        return "store"
+    if _COMPANION.match(lower):
+        return "companion"
+    return None

@@ -432,11 +432,6 @@ def read_legacy(path: Path, sha256: str | None) -> SourceResult:
     return _result(path, sha256, state, None)
 
 
-def read_legacy_state(path: str | Path) -> LegacyState:
-    """The framing facts of one state file (version, counts, CRC, slack), jobs included."""
-    return _load(Path(path))[1]
-
-
 def choose_current(states: Sequence[LegacyState], mtimes: Sequence[float] | None = None,
                    state_index: int | None = None) -> tuple[int, str]:
     """Index of the state holding the current queue, and why.
@@ -532,5 +527,5 @@ def read_legacy_pairs(paths: Sequence[str | Path], state_index: int | None = Non
 
 
 __all__ = ["decode_legacy_job", "decode_legacy_record", "decode_legacy_file", "decode_legacy_file_list",
-           "parse_state_file", "read_legacy", "read_legacy_pair", "read_legacy_state", "choose_current",
+           "parse_state_file", "read_legacy", "read_legacy_pair", "choose_current",
            "legacy_pairs", "read_legacy_pairs", "LegacyState", "LegacyRecord", "CURRENT", "PREVIOUS"]
