@@ -469,7 +469,11 @@ def read_legacy_pair(paths: Sequence[str | Path], state_index: int | None = None
     (0 -> qmgr0.dat, 1 -> qmgr1.dat) when known. Unreadable files raise SourceError.
     """
     items = [Path(p) for p in paths]
-    loaded = [_load(p) for p in items]
+    return _compare_pair(items, [_load(p) for p in items], state_index)
+
+
+def _compare_pair(items: list[Path], loaded: list[tuple[bytes, LegacyState]], state_index: int | None
+                  ) -> list[SourceResult]:
     mtimes = [os.stat(p).st_mtime for p in items]
     index = None
     if state_index is not None:
@@ -512,17 +516,17 @@ def read_legacy_pairs(paths: Sequence[str | Path], state_index: int | None = Non
     """
     outcome: dict[Path, SourceResult | SourceError] = {}
     for group in legacy_pairs(paths):
-        readable = []
+        readable, loaded = [], []
         for path in group:
             try:
-                _load(path)
+                loaded.append(_load(path))          # each file is read and decoded once
                 readable.append(path)
             except SourceError as exc:
                 outcome[path] = exc
         if len(readable) == 1:
-            outcome[readable[0]] = read_legacy(readable[0], sha256_of(readable[0]))
+            outcome[readable[0]] = _result(readable[0], sha256_of(readable[0]), loaded[0][1], None)
         elif readable:
-            outcome.update(zip(readable, read_legacy_pair(readable, state_index=state_index)))
+            outcome.update(zip(readable, _compare_pair(readable, loaded, state_index)))
     return [(Path(p), outcome[Path(p)]) for p in dict.fromkeys(map(Path, paths)) if Path(p) in outcome]
 
 
