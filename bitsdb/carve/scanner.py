@@ -200,13 +200,18 @@ def _trim_partial(record: Job | JobFile, page_cut: int | None, start: int) -> No
 # --------------------------------------------------------------------------- ESE jobs
 
 
+def _decode_in_slices(decode_slice, view: bytes, start: int, end: int, page_size: int | None) -> DecodedHit | None:
+    """Most records fit FIRST_SLICE: decode that first, and the whole allowed span only when cut."""
+    limit, page_cut = _limit(start, end, page_size)
+    hit = decode_slice(view, start, min(limit, start + FIRST_SLICE), page_cut)
+    if hit is not None and not hit.complete and limit > start + FIRST_SLICE:
+        hit = decode_slice(view, start, limit, page_cut)
+    return hit
+
+
 def decode_ese_job_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """An ESE job blob starting at `start`, or None when the hit is a footer or noise."""
-    limit, page_cut = _limit(start, end, page_size)
-    hit = _decode_job_slice(view, start, min(limit, start + FIRST_SLICE), page_cut)
-    if hit is not None and not hit.complete and limit > start + FIRST_SLICE:
-        hit = _decode_job_slice(view, start, limit, page_cut)
-    return hit
+    return _decode_in_slices(_decode_job_slice, view, start, end, page_size)
 
 
 def _decode_job_slice(view: bytes, start: int, stop: int, page_cut: int | None) -> DecodedHit | None:
@@ -274,11 +279,7 @@ def _section_end(data: bytes, head: int, last: str) -> int:
 
 def decode_ese_file_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """An ESE file blob (download layout) starting at `start`, or None."""
-    limit, page_cut = _limit(start, end, page_size)
-    hit = _decode_file_slice(view, start, min(limit, start + FIRST_SLICE), page_cut)
-    if hit is not None and not hit.complete and limit > start + FIRST_SLICE:
-        hit = _decode_file_slice(view, start, limit, page_cut)
-    return hit
+    return _decode_in_slices(_decode_file_slice, view, start, end, page_size)
 
 
 def _decode_file_slice(view: bytes, start: int, stop: int, page_cut: int | None) -> DecodedHit | None:

@@ -295,13 +295,10 @@ def parse_state_file(data: bytes) -> LegacyState:
 def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_markers: list[bytes]) -> int | None:
     """One queue; returns the offset after its closing marker, or None when the file ends."""
     warn, fail = state.warnings.append, state.errors.append
-    if data[pos:pos + 16] != LEGACY_QUEUE_MARKER:
-        at = data.find(LEGACY_QUEUE_MARKER, pos)
-        if at < 0:
-            fail(f"queue {queue}: marker missing at 0x{pos:x} (file truncated or damaged)")
-            return None
-        fail(f"queue {queue}: {at - pos} unexpected byte(s) at 0x{pos:x} before the queue marker")
-        pos = at
+    pos = _find_queue_marker(data, pos, f"queue {queue}: marker missing at 0x{pos:x}",
+                             f"queue {queue}", "the queue marker", fail)
+    if pos is None:
+        return None
     if pos + 20 > len(data):
         fail(f"queue {queue}: file ends in the job count at 0x{pos + 16:x} (truncated)")
         return None
@@ -346,14 +343,21 @@ def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_marke
         fail(f"queue {queue}: job count {count} is implausible")
     if found != count:
         fail(f"queue {queue}: declares {count} job(s) but {found} were found")
-    if data[pos:pos + 16] != LEGACY_QUEUE_MARKER:
-        at = data.find(LEGACY_QUEUE_MARKER, pos)
-        if at < 0:
-            fail(f"queue {queue}: closing marker missing (file truncated or damaged)")
-            return None
-        fail(f"queue {queue}: {at - pos} unexpected byte(s) at 0x{pos:x} before the closing marker")
-        pos = at
-    return pos + 16
+    pos = _find_queue_marker(data, pos, f"queue {queue}: closing marker missing", f"queue {queue}",
+                             "the closing marker", fail)
+    return None if pos is None else pos + 16
+
+
+def _find_queue_marker(data: bytes, pos: int, missing: str, where: str, what: str, fail) -> int | None:
+    """The queue marker at `pos`, or the next one after reporting the bytes skipped; None if absent."""
+    if data[pos:pos + 16] == LEGACY_QUEUE_MARKER:
+        return pos
+    at = data.find(LEGACY_QUEUE_MARKER, pos)
+    if at < 0:
+        fail(f"{missing} (file truncated or damaged)")
+        return None
+    fail(f"{where}: {at - pos} unexpected byte(s) at 0x{pos:x} before {what}")
+    return at
 
 
 def _walk_trailer(data: bytes, pos: int, state: LegacyState) -> None:
