@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .output import RECORD_FORMATS, TIMELINE_FORMATS
 
 EXIT_INPUT_ERROR = 1
 
@@ -94,6 +95,13 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+def close_output(stream) -> None:
+    """Flush what was written; close it unless it is stdout."""
+    stream.flush()
+    if stream is not sys.stdout:
+        stream.close()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bitsdb")
 def cli() -> None:
@@ -157,8 +165,7 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
         write_inputs(paths, writer, run, **options)
     finally:
         writer.close()
-        if stream is not sys.stdout:
-            stream.close()
+        close_output(stream)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)
 
@@ -171,7 +178,8 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
 PROGRESS = click.option("--progress/--no-progress", default=None,
                         help="Progress line on stderr (default: only when stderr is a terminal).")
 RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
-                     help="Extra rule file or folder of .yaml files (repeatable), used for findings.")
+                     help="Extra rule file or folder of .yaml files (repeatable); may add rules, lists and "
+                          "allow-list entries.")
 RECOVER = click.option("--recover", is_flag=True,
                        help="Also carve deleted and historical job versions from the database, its ESE logs "
                             "and state-file slack (marked recovered: true).")
@@ -179,7 +187,7 @@ RECOVER = click.option("--recover", is_flag=True,
 
 @cli.command("parse")
 @PATHS
-@click.option("-f", "--format", "fmt", type=click.Choice(["jsonl", "json", "csv", "table"]), default="jsonl",
+@click.option("-f", "--format", "fmt", type=click.Choice(RECORD_FORMATS), default="jsonl",
               show_default=True, help="Output format.")
 @OUTPUT
 @RECOVER
@@ -209,8 +217,7 @@ def parse_command(paths: tuple[str, ...], fmt: str, output: str | None, recover:
 
 @cli.command("timeline")
 @PATHS
-@click.option("-f", "--format", "fmt", type=click.Choice(["timesketch", "timesketch-csv", "bodyfile", "ecs", "csv"]),
-              default="timesketch", show_default=True, help="Timeline format.")
+@click.option("-f", "--format", "fmt", type=click.Choice(TIMELINE_FORMATS), default="timesketch", show_default=True, help="Timeline format.")
 @OUTPUT
 @RECOVER
 @click.option("--findings/--no-findings", default=True, show_default=True,
@@ -226,7 +233,7 @@ def timeline_command(paths: tuple[str, ...], fmt: str, output: str | None, recov
     \b
     Formats: timesketch      JSONL for Timesketch (message, datetime, timestamp_desc, ...);
              timesketch-csv  the same as CSV;
-             bodyfile        mactime 3.x body file (read with: mactime -b FILE -d -z UTC);
+             bodyfile        mactime 3.x body file (mactime -b FILE -d -y -z UTC 1990-01-01..2100-12-31);
              ecs             Elastic Common Schema 9.4.0 NDJSON;
              csv             long-form CSV for Timeline Explorer (Timestamp, TimestampDescription).
     Exit status as for parse.

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from bitsdb.output.csvout import COLUMNS
 
 
 PAGE = 16384
+SAMPLE_JOB = str(Path(__file__).resolve().parents[1] / "samples" / "synthetic" / "persistence_job.blob")
 
 
 def run(*args: str):
@@ -187,3 +189,27 @@ def test_debug_shows_traceback_only_when_asked(tmp_path, monkeypatch, win10):
     assert code == 1 and "simulated decoder bug" in err and "Traceback" not in err and "--debug" in err
     code, _, err = run("parse", "--debug", str(win10))
     assert code == 1 and "Traceback" in err
+
+
+def test_workers_and_progress_do_not_change_the_output(win10, win11):
+    one = CliRunner().invoke(cli, ["parse", "--jobs", "1", "--no-progress", str(win10), str(win11)])
+    two = CliRunner().invoke(cli, ["parse", "--jobs", "2", "--progress", str(win10), str(win11)])
+    assert one.exit_code == two.exit_code == 0
+    assert one.stdout == two.stdout and one.stderr == ""
+    assert "2/2 item(s)" in two.stderr                     # the progress line
+    assert "2 evidence item(s), 2 BITS store file(s)" in two.stderr and "0 item(s) with failures" in two.stderr
+
+
+def test_a_rule_file_that_does_not_load_is_a_usage_error(tmp_path, win10):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules:\n  - id: broken\n    when: {field: no_such_field, equals: 1}\n")
+    for command in (["parse", "--with-findings"], ["timeline"], ["scan"]):
+        code, out, err = run(*command, "--rules", str(bad), str(win10))
+        assert code == 2 and str(bad) in err and "Traceback" not in err, command
+
+
+def test_timeline_tags_only_with_findings(win10):
+    tagged = [json.loads(line) for line in run("timeline", SAMPLE_JOB)[1].splitlines()]
+    untagged = [json.loads(line) for line in run("timeline", "--no-findings", SAMPLE_JOB)[1].splitlines()]
+    assert all("notify-command" in e["tag"] for e in tagged)
+    assert all(e["tag"] == [] for e in untagged) and len(tagged) == len(untagged)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..cli import EXIT_INPUT_ERROR, Run, open_output, report_warning
+from ..cli import DEBUG, EXIT_INPUT_ERROR, OUTPUT, Run, close_output, open_output, report_warning
+from ..output import RECORD_FORMATS
 from .recover import companion_files
 
 
@@ -26,15 +27,15 @@ def _inputs(given: str) -> list[Path]:
 
 @click.command("carve")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("-f", "--format", "fmt", type=click.Choice(["jsonl", "json", "csv", "table"]), default="jsonl",
+@click.option("-f", "--format", "fmt", type=click.Choice(RECORD_FORMATS), default="jsonl",
               show_default=True, help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+@OUTPUT
 @click.option("--all-records", is_flag=True,
               help="Every validated record (each copy at its offset) instead of one per job version.")
 @click.option("--no-hash", is_flag=True, help="Do not compute the SHA-256 of each input (faster on big images).")
 @click.option("--window-mib", type=click.IntRange(1, 256), default=4, show_default=True,
               help="Read window in MiB (memory use is about three windows).")
-@click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
+@DEBUG
 def carve_command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: bool, no_hash: bool,
                   window_mib: int, debug: bool) -> None:
     """Scan PATHS (any file or raw disk image, read sequentially) for BITS job and file records.
@@ -106,7 +107,6 @@ def carve_command(paths: tuple[str, ...], fmt: str, output: str | None, all_reco
                 writer.write_orphan(jf)
     finally:
         writer.close()
-        if stream is not sys.stdout and output not in (None, "-"):
-            stream.close()
+        close_output(stream)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)

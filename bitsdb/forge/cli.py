@@ -10,7 +10,7 @@ EXIT_BAD_SPEC = 2
 
 
 def _fail(message: str) -> None:
-    click.echo(f"bitsdb forge: {message}", err=True)
+    click.echo(f"bitsdb: error: {message}", err=True)
     raise click.exceptions.Exit(EXIT_BAD_SPEC)
 
 
@@ -53,7 +53,7 @@ def forge_command(spec_path: str, output: str, force: bool) -> None:
         if target.exists() and not target.is_file():
             _fail(f"{target}: not a regular file")
     if log not in targets and log.exists():
-        click.echo(f"bitsdb forge: note: {log} is left as it is (this spec stores nothing there); "
+        click.echo(f"bitsdb: warning: {log} is left as it is (this spec stores nothing there); "
                    "recovery will scan it too", err=True)
     if not out.parent.is_dir():
         _fail(f"{output}: folder {out.parent} does not exist")

@@ -8,11 +8,6 @@ from ..model import Job
 
 from .base import RecordWriter
 
-#: One record per job (`bitsdb parse`).
-RECORD_FORMATS = ("jsonl", "json", "csv", "table")
-#: One record per event (`bitsdb timeline`).
-TIMELINE_FORMATS = ("timesketch", "timesketch-csv", "bodyfile", "ecs", "csv")
-
 _WRITERS = {
     ("record", "jsonl"): ("jsonout", "JsonLinesWriter"),
     ("record", "json"): ("jsonout", "JsonArrayWriter"),
@@ -24,6 +19,10 @@ _WRITERS = {
     ("timeline", "ecs"): ("ecs", "EcsWriter"),
     ("timeline", "csv"): ("timeline_csv", "TimelineCsvWriter"),
 }
+#: One record per job (`bitsdb parse`).
+RECORD_FORMATS = tuple(name for kind, name in _WRITERS if kind == "record")
+#: One record per event (`bitsdb timeline`).
+TIMELINE_FORMATS = tuple(name for kind, name in _WRITERS if kind == "timeline")
 
 
 def make_writer(name: str, stream: IO[str], *, timeline: bool = False,

@@ -14,17 +14,13 @@ from typing import IO, Iterable
 
 import click
 
-from ..cli import JOBS, PROGRESS
+from ..cli import JOBS, PROGRESS, RULES
 from .engine import SEVERITIES, SEVERITY_RANK, Finding, RuleError, RuleSet, check_rule_file, load_rules
 
 EXIT_FINDINGS = 3
 EXIT_RULES = 2
 CSV_COLUMNS = ("severity", "rule_id", "title", "attack", "job_id", "job_name", "explanation", "allowlisted",
                "partial", "source_path", "table", "record_index", "offset", "recovered", "state_file")
-
-rules_option = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
-                            help="Extra rule file or folder of .yaml files (repeatable); may add rules, "
-                                 "lists and allow-list entries.")
 
 
 def load_rules_or_exit(rule_paths: Iterable[str]) -> RuleSet:
@@ -64,7 +60,7 @@ class FindingWriter:
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@rules_option
+@RULES
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table",
               show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
@@ -89,7 +85,7 @@ def scan_command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, 
     2 usage error or a rule file that does not load; 3 --fail-on was given and a
     finding at or above that severity exists (3 wins over 1).
     """
-    from ..cli import Run, open_output, readable_results
+    from ..cli import Run, close_output, open_output, readable_results
 
     ruleset = load_rules_or_exit(rule_paths)
     run = Run(debug)
@@ -110,9 +106,7 @@ def scan_command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, 
                         shown += 1
                         writer.write(finding)
     finally:
-        stream.flush()
-        if output not in (None, "-"):
-            stream.close()
+        close_output(stream)
     if sys.stderr.isatty():
         click.echo(f"bitsdb: {jobs} job(s), {total} finding(s), {shown} shown", err=True)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
@@ -127,7 +121,7 @@ def rules_group() -> None:
 
 
 @rules_group.command("list")
-@rules_option
+@RULES
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
 def list_command(rule_paths: tuple[str, ...], fmt: str) -> None:
     """Show every loaded rule: id, severity range, ATT&CK techniques, title."""
