@@ -293,3 +293,17 @@ def test_truncated_file_is_partial():
     assert "footer" in again.partial_reason or "progress" in again.partial_reason
     with pytest.raises(BlobError):
         decode_file_blob(b"\x00" * 64)
+
+
+def test_a_file_holding_a_job_with_an_unknown_marker_is_read(tmp_path):
+    import bitsdb
+
+    job = make_job(marker="01234567-89ab-cdef-0123-456789abcdef", display_name="new build")
+    path = tmp_path / "job.bin"
+    path.write_bytes(encode_job(job))
+    result = bitsdb.read(path)
+    assert result.kind == "raw_job_blob" and [j.display_name for j in result.jobs] == ["new build"]
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(uuid.UUID(job.marker).bytes_le + bytes(range(256)) * 8)
+    with pytest.raises(Exception, match="unrecognised content"):
+        bitsdb.read(noise)

@@ -40,10 +40,8 @@ def detect_bytes(head: bytes) -> InputKind:
         from ..decode import BlobError, decode_job_blob
 
         try:
-            decode_job_blob(head if len(head) > 0x1000 else head)
+            decode_job_blob(head)
         except BlobError:
-            return InputKind.UNKNOWN
-        except Exception:  # noqa: BLE001 - any failure means "not a job blob"
             return InputKind.UNKNOWN
         return InputKind.RAW_JOB
     return InputKind.UNKNOWN
