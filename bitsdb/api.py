@@ -12,22 +12,12 @@ from .sources.detect import detect_file
 from .sources.result import SourceError, SourceResult, sha256_of
 
 
-def read(path: str | Path) -> SourceResult:
-    """Read one BITS store file (any supported kind). Raises SourceError with a one-line reason."""
+def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
+    """Read one BITS store file (any supported kind; `kind` when already detected).
+    Raises SourceError with a one-line reason."""
     path = Path(path)
-    if not path.exists():
-        raise SourceError("no such file or directory")
-    if path.is_dir():
-        raise SourceError("is a directory (use read_many or pass the files)")
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise SourceError("empty file")
-        kind = detect_file(path)
-    except PermissionError:
-        raise SourceError("permission denied") from None
-    except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+    if kind is None:
+        kind = detect_kind(path)
     # Hashing runs beside decoding (hashlib releases the GIL): on CPUs without SHA
     # instructions it costs as much as the whole parse.
     digest: dict[str, object] = {}
@@ -63,6 +53,22 @@ def stamp_sha256(result: SourceResult, sha256: str) -> None:
             jf.provenance.source_sha256 = sha256
 
 
+def detect_kind(path: Path) -> InputKind:
+    """What the file is; SourceError (one line) when it cannot be looked at."""
+    if not path.exists():
+        raise SourceError("no such file or directory")
+    if path.is_dir():
+        raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
+    try:
+        if path.stat().st_size == 0:
+            raise SourceError("empty file")
+        return detect_file(path)
+    except PermissionError:
+        raise SourceError("permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+
+
 def _read_kind(path: Path, kind: InputKind) -> SourceResult:
     sha256 = None
     if kind is InputKind.ESE_DATABASE:
@@ -70,10 +76,8 @@ def _read_kind(path: Path, kind: InputKind) -> SourceResult:
 
         return read_ese(path, sha256)
     if kind is InputKind.LEGACY_STATE_FILE:
-        try:
-            from .sources.legacy import read_legacy
-        except ImportError:
-            raise SourceError("legacy state file (qmgr0/1.dat): not supported yet") from None
+        from .sources.legacy import read_legacy
+
         return read_legacy(path, sha256)
     if kind in (InputKind.RAW_JOB, InputKind.RAW_FILE, InputKind.RAW_LEGACY_FILES):
         from .sources.raw import read_raw
@@ -93,13 +97,13 @@ def read_files(items: Iterable[str | Path], *, recover: bool = False, state_inde
     a live record are added, marked `recovered`. Never raises.
     """
     items = [Path(item) for item in items]
-    legacy = []
+    kinds: dict[Path, InputKind | SourceError] = {}
     for item in items:
         try:
-            if item.is_file() and item.stat().st_size and detect_file(item) is InputKind.LEGACY_STATE_FILE:
-                legacy.append(item)
-        except OSError:
-            pass
+            kinds[item] = detect_kind(item)
+        except SourceError as exc:
+            kinds[item] = exc
+    legacy = [item for item in items if kinds[item] is InputKind.LEGACY_STATE_FILE]
     paired: dict[Path, SourceResult | SourceError] = {}
     if legacy:
         from .sources.legacy import read_legacy_pairs
@@ -107,7 +111,10 @@ def read_files(items: Iterable[str | Path], *, recover: bool = False, state_inde
         paired = dict(read_legacy_pairs(legacy, state_index=state_index))
     for item in items:
         try:
-            outcome = paired[item] if item in paired else read(item)
+            kind = kinds[item]
+            if isinstance(kind, SourceError):
+                raise kind
+            outcome = paired[item] if item in paired else read(item, kind)
             if recover and isinstance(outcome, SourceResult) and outcome.kind in RECOVERABLE_KINDS:
                 # A state file's live records include those its sibling holds (not repeated there).
                 siblings = [r for p, r in paired.items() if p.parent == item.parent and isinstance(r, SourceResult)]

@@ -181,7 +181,7 @@ def test_debug_shows_traceback_only_when_asked(tmp_path, monkeypatch, win10):
     monkeypatch.delenv(DEBUG_ENV, raising=False)     # --debug sets it; monkeypatch removes it afterwards
     monkeypatch.setenv(DEBUG_ENV, "")
 
-    def boom(path):
+    def boom(path, kind=None):
         raise RuntimeError("simulated decoder bug")
 
     monkeypatch.setattr(bitsdb.api, "read", boom)
