@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from bitsdb.cli import cli
 from bitsdb.decode import decode_job_blob
-from bitsdb.demo import persistence_job
+from bitsdb.synthetic_samples import persistence_job
 from bitsdb.model import Provenance
 from bitsdb.output.bodyfile import epoch_seconds
 from bitsdb.timeline import (
