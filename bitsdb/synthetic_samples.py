@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .decode import encode_file, encode_job
-from .model import JobFile, Job, JobPriority, JobState, JobType, ProxyUsage
+from .decode import build_security_descriptor, encode_file, encode_job
+from .model import Job, JobFile, JobPriority, JobState, JobType, ProxyUsage, SecurityInfo
 from .timeutil import iso_to_filetime
 
 DAY = 86400 * 10**7
@@ -48,9 +48,6 @@ def persistence_job() -> tuple[Job, JobFile]:
         cost_flags=0x80000067, network_guid="3d6b8f0e-2a41-4c7e-9d15-6a0b2c4e8f31",
         creator_image=r"C:\Windows\System32\bitsadmin.exe", http_method="GET", aux_string="",
     )
-    from .decode import build_security_descriptor
-    from .model import SecurityInfo
-
     job.security = SecurityInfo(owner_integrity_rid=0x4000, owner_integrity_level="system",
                                 token_unknown=[0, 1, 1, 0x2A17C3D5],
                                 raw=build_security_descriptor("S-1-5-18", 0x4000))
