@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bitsdb.carve.synthetic import file_bytes, job_bytes, noisy_image  # noqa: E402
+from bitsdb.forge.carving import file_bytes, job_bytes, noisy_image  # noqa: E402
 
 RUNNER = """
 import sys
-from bitsdb.carve.cli import carve_command
+from bitsdb.cli.carve import command as carve_command
 if hasattr(__import__('os'), 'sched_setaffinity'):
     __import__('os').sched_setaffinity(0, {0})
 carve_command.main(sys.argv[1:], prog_name="bitsdb carve", standalone_mode=True)

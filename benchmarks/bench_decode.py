@@ -41,15 +41,14 @@ def per_item_ms(function, items, repeat: int) -> float:
 
 def one_time_compile_ms() -> tuple[float, float] | None:
     """What compiling the whole-record parsers costs (paid once per process, never on small inputs)."""
-    from bitsdb import decode
+    from bitsdb.decode import file as file_decode
+    from bitsdb.decode import sections
     from bitsdb.formats.job import ESE_JOB_SECTIONS
 
-    if not hasattr(decode, "_compile"):
-        return None
     times = []
-    for sections in (ESE_JOB_SECTIONS, decode._FILE_SECTIONS):
+    for record in (ESE_JOB_SECTIONS, file_decode.FILE_SECTIONS):
         start = time.process_time()
-        decode._compile(decode._Probe(decode._whole_record(sections)).interpreted)
+        sections.compile_schema(sections.Probe(sections.whole_record(record)).interpreted)
         times.append((time.process_time() - start) * 1000)
     return times[0], times[1]
 
@@ -85,7 +84,7 @@ def main() -> None:
     print(f"first job in the process (encode + decode, interpreted): {first_use * 1000:.1f} ms")
     compile_ms = one_time_compile_ms()
     if compile_ms:
-        print(f"one-time compile (after decode.COMPILE_AFTER uses): job record {compile_ms[0]:.1f} ms, "
+        print(f"one-time compile (after sections.COMPILE_AFTER uses): job record {compile_ms[0]:.1f} ms, "
               f"file record {compile_ms[1]:.1f} ms")
     print(f"job blob decode   {job_ms:.3f} ms   (budget 0.35)   [{len(job_blobs)} scale blobs]")
     print(f"file blob decode  {file_ms:.3f} ms   (budget 0.12)   [{len(file_blobs)} scale blobs]")

@@ -28,7 +28,7 @@ DBS = [SAMPLES / "win11_qmgr.db", SAMPLES / "win10_qmgr.db"]
 
 
 def build_folders(base: Path, hosts: int) -> Path:
-    from bitsdb.evidence.testdata import kape_collection
+    from bitsdb.forge.evidence import kape_collection
 
     root = base / f"collections-{hosts}"
     if root.exists() and len(list(root.iterdir())) == hosts:
@@ -42,7 +42,7 @@ def build_folders(base: Path, hosts: int) -> Path:
 
 def build_image(base: Path, size_gib: int, files: int) -> Path:
     """GPT disk with one NTFS volume: Downloader folder, hives, and `files` small files in 500-file folders."""
-    from bitsdb.evidence.testdata import (
+    from bitsdb.forge.evidence import (
         missing_tools,
         partitioned_disk,
         software_hive,

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from bitsdb.carve.history import build_history
 from bitsdb.carve.recover import DB_PAGE, IMAGE, LOG_FILE, carve_file, recover, recover_many
 from bitsdb.carve.scanner import LOOKBEHIND, Scanner, scan
-from bitsdb.carve.synthetic import (
+from bitsdb.forge.carving import (
     file_bytes,
     file_id,
     inline_row,
@@ -281,11 +281,8 @@ def test_build_history_without_records():
 
 
 def _cli():
-    from bitsdb.carve.cli import carve_command
     from bitsdb.cli import cli
 
-    if "carve" not in cli.commands:
-        cli.add_command(carve_command)
     return cli
 
 
@@ -316,7 +313,7 @@ def test_cli_carve_bad_input_is_one_line_and_exit_1(tmp_path):
 
 
 def test_legacy_records_are_carved_whole_with_inline_files():
-    from bitsdb.legacy_builder import encode_legacy_job
+    from bitsdb.forge.legacy import encode_legacy_job
     from bitsdb.model import JobFile
 
     job = make_job(4)

@@ -175,7 +175,7 @@ def test_console_entry_points_work(win10):
 
 
 def test_debug_shows_traceback_only_when_asked(tmp_path, monkeypatch, win10):
-    import bitsdb.api
+    import bitsdb.stores
     from bitsdb.sources.result import DEBUG_ENV
 
     monkeypatch.delenv(DEBUG_ENV, raising=False)     # --debug sets it; monkeypatch removes it afterwards
@@ -184,7 +184,7 @@ def test_debug_shows_traceback_only_when_asked(tmp_path, monkeypatch, win10):
     def boom(path, kind=None):
         raise RuntimeError("simulated decoder bug")
 
-    monkeypatch.setattr(bitsdb.api, "read", boom)
+    monkeypatch.setattr(bitsdb.stores, "read", boom)
     code, _, err = run("parse", str(win10))
     assert code == 1 and "simulated decoder bug" in err and "Traceback" not in err and "--debug" in err
     code, _, err = run("parse", "--debug", str(win10))

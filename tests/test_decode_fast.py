@@ -19,7 +19,10 @@ import construct
 import pytest
 
 import bitsdb
-from bitsdb import decode
+from bitsdb.decode import file as file_decode
+from bitsdb.decode import sections
+from bitsdb.decode import security as security_decode
+from bitsdb.decode.job import job_to_sections
 from bitsdb.decode import BlobError, decode_file_blob, decode_job_blob, encode_file, encode_job
 from bitsdb.formats import file as file_fmt
 from bitsdb.formats import job as job_fmt
@@ -56,11 +59,12 @@ class _NeverParses(construct.Construct):
 
 def _set_mode(monkeypatch, mode: str) -> None:
     """Fresh caches, then: never compile / compile on first use / no whole-record parse."""
-    monkeypatch.setattr(decode, "_PROBES", {})
-    monkeypatch.setattr(decode, "_DESCRIPTORS", {})
-    monkeypatch.setattr(decode, "COMPILE_AFTER", 1 if mode.endswith("compiled") else 10**9)
+    monkeypatch.setattr(sections, "PROBES", {})
+    monkeypatch.setattr(security_decode, "_DESCRIPTORS", {})
+    monkeypatch.setattr(sections, "COMPILE_AFTER", 1 if mode.endswith("compiled") else 10**9)
     if mode.startswith("sections"):
-        monkeypatch.setattr(decode, "_whole_record", lambda sections: _NEVER)
+        for module in (sections, file_decode):
+            monkeypatch.setattr(module, "whole_record", lambda record: _NEVER)
 
 
 _NEVER = _NeverParses()
@@ -243,8 +247,8 @@ def test_the_fast_path_is_really_compiled(monkeypatch):
     job = scale_jobs(1)[0]
     decode_job_blob(encode_job(job))
     decode_file_blob(encode_file(job.files[0]))
-    for sections in (job_fmt.ESE_JOB_SECTIONS, decode._FILE_SECTIONS):
-        probe = decode._PROBES[id(decode._whole_record(sections))]
+    for sections_ in (job_fmt.ESE_JOB_SECTIONS, file_decode.FILE_SECTIONS):
+        probe = sections.PROBES[id(sections.whole_record(sections_))]
         assert probe.compiled not in (None, False)
 
 
@@ -254,13 +258,13 @@ def test_compiled_parse_does_not_accept_a_short_read(monkeypatch):
     go to the reference parse, which reports the truncation."""
     _set_mode(monkeypatch, "compiled")
     cut = encode_job(_job())[:500]
-    probe = decode._probe(decode._whole_record(job_fmt.ESE_JOB_SECTIONS[:3]))
+    probe = sections.probe_for(sections.whole_record(job_fmt.ESE_JOB_SECTIONS[:3]))
     assert probe.parse_fast(cut) is None
     silent = probe.compiled.parse(cut)                      # what the guard protects against
     assert len(silent.value.owner.security_descriptor) < silent.value.owner.sd_size
     with pytest.raises(construct.StreamError):
         probe.parse(cut)
-    walk = decode.walk_sections(cut, 0, job_fmt.ESE_JOB_SECTIONS[:3])
+    walk = sections.walk_sections(cut, 0, job_fmt.ESE_JOB_SECTIONS[:3])
     assert walk.failure and walk.failure.startswith("owner:") and "owner" in walk.parsed
 
 
@@ -378,12 +382,12 @@ def test_wstr_errors_read_as_before():
 def test_compiled_records_also_build_the_same_bytes():
     """The compiled twins are only used to parse, but they must be whole constructs."""
     job = scale_jobs(1)[0]
-    sections = decode.job_to_sections(job)
-    values = dict(sections, footer=sections["header"]["marker"])
-    compiled = decode._compile(job_fmt.EseJobBlob)
+    parts = job_to_sections(job)
+    values = dict(parts, footer=parts["header"]["marker"])
+    compiled = sections.compile_schema(job_fmt.EseJobBlob)
     assert compiled is not False
     assert compiled.build(values) == job_fmt.EseJobBlob.build(values) == encode_job(job)
     assert compiled.parse(encode_job(job)) == job_fmt.EseJobBlob.parse(encode_job(job))
     blob = encode_file(job.files[0])
     body = file_fmt.FileBody.parse(blob[16:])
-    assert decode._compile(file_fmt.FileBody).build(body) == file_fmt.FileBody.build(body)
+    assert sections.compile_schema(file_fmt.FileBody).build(body) == file_fmt.FileBody.build(body)

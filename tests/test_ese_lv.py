@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bitsdb.forge.ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
-from bitsdb.forge.ese_format import PAGE_LEAF, build_page
+from bitsdb.formats.ese import PAGE_LEAF, build_page
 from bitsdb.sources import ese as ese_source
 from bitsdb.sources.ese_lv import EseLongValues, LongValueError, lid_from_reference
 

@@ -13,7 +13,7 @@ import pytest
 from bitsdb.evidence import iter_evidence, iter_groups, read_evidence, run_batch
 from bitsdb.evidence.locate import downloader_index, host_from_name, placement, role_of
 from bitsdb.evidence.registry import hive_facts
-from bitsdb.evidence.testdata import (
+from bitsdb.forge.evidence import (
     kape_collection,
     software_hive,
     system_hive,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bitsdb.evidence import run_batch
-from bitsdb.evidence.testdata import (
+from bitsdb.forge.evidence import (
     missing_tools,
     ntfs_volume,
     partitioned_disk,
@@ -162,7 +162,7 @@ def test_collection_inside_a_vhdx_container(tmp_path):
     reason = missing_tools("mkntfs", "ntfs-3g", "qemu-img")
     if reason:
         pytest.skip(reason)
-    from bitsdb.evidence.testdata import kape_collection
+    from bitsdb.forge.evidence import kape_collection
 
     stage = tmp_path / "stage"
     stage.mkdir()

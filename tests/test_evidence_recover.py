@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from bitsdb.cli import cli
-from bitsdb.evidence.testdata import kape_collection, zip_folder
+from bitsdb.forge.evidence import kape_collection, zip_folder
 
 from conftest import real_sample
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bitsdb.forge.ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
-from bitsdb.forge.ese_checksum import checksum_old_format, page_checksums, stored_page_checksums
-from bitsdb.forge.ese_format import key_binary, key_guid
+from bitsdb.formats.ese_checksum import checksum_old_format, page_checksums, stored_page_checksums
+from bitsdb.formats.ese import key_binary, key_guid
 
 pyesedb = pytest.importorskip("pyesedb")
 dissect_ese = pytest.importorskip("dissect.database.ese")

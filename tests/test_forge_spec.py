@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bitsdb import api
 from bitsdb.carve.recover import recover_source
 from bitsdb.decode import encode_file, encode_job
-from bitsdb.forge.cli import forge_command
+from bitsdb.cli.forge import command as forge_command
 from bitsdb.forge.spec import (
     SpecError,
     forge,

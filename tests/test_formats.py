@@ -11,15 +11,8 @@ import uuid
 
 import pytest
 
-from bitsdb.decode import (
-    BlobError,
-    build_security_descriptor,
-    decode_file_blob,
-    decode_job_blob,
-    decode_security,
-    encode_file,
-    encode_job,
-)
+from bitsdb.decode import BlobError, build_security_descriptor, decode_file_blob, decode_job_blob, encode_file, encode_job
+from bitsdb.decode.security import decode_security
 from bitsdb.formats import job as job_fmt
 from bitsdb.formats.markers import DPAPI_PROVIDER, ESE_JOB_MARKERS, FILE_MARKER
 from bitsdb.formats.primitives import BinarySid, Guid, WStr

@@ -12,21 +12,15 @@ from bitsdb.api import read
 from bitsdb.decode import BlobError
 from bitsdb.formats import legacy as fmt
 from bitsdb.formats.markers import FILE_LIST_MARKER, LEGACY_QUEUE_MARKER
-from bitsdb.legacy_builder import (
+from bitsdb.forge.legacy import (
     VERSIONS,
     build_state_file,
     encode_legacy_job,
     legacy_samples,
 )
 from bitsdb.model import JobState
-from bitsdb.sources.legacy import (
-    choose_current,
-    decode_legacy_file_list,
-    decode_legacy_job,
-    parse_state_file,
-    read_legacy_pair,
-    read_legacy_pairs,
-)
+from bitsdb.decode.legacy import decode_legacy_file_list, decode_legacy_job
+from bitsdb.sources.legacy import choose_current, parse_state_file, read_legacy_pair, read_legacy_pairs
 from bitsdb.sources.result import SourceError
 from bitsdb.timeutil import filetime_to_iso
 

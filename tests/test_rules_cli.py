@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from bitsdb.decode import encode_job
-from bitsdb.rules.cli import rules_group, scan_command
+from bitsdb.cli.rules import command as rules_group
+from bitsdb.cli.scan import command as scan_command
 from bitsdb.rules.corpus import build_job
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "real" / "artemis" / "win10_qmgr.db"

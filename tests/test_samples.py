@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bitsdb.synthetic_samples import SAMPLES, persistence_job
+from bitsdb.forge.samples import SAMPLES, persistence_job
 from bitsdb.decode import decode_job_blob
 
 ROOT = Path(__file__).resolve().parents[1]

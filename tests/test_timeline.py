@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from bitsdb.cli import cli
 from bitsdb.decode import decode_job_blob
-from bitsdb.synthetic_samples import persistence_job
+from bitsdb.forge.samples import persistence_job
 from bitsdb.model import Provenance
 from bitsdb.output.bodyfile import epoch_seconds
-from bitsdb.timeline import (
+from bitsdb.timeline.jobs import (
     COMPLETED,
     CREATED,
     EVENT_KINDS,

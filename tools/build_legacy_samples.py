@@ -11,7 +11,7 @@ import io
 import os
 from pathlib import Path
 
-from bitsdb.legacy_builder import VERSIONS, write_legacy_samples
+from bitsdb.forge.legacy import VERSIONS, write_legacy_samples
 from bitsdb.output.jsonout import JsonLinesWriter
 from bitsdb.sources.legacy import read_legacy_pair
 

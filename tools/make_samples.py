@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bitsdb.synthetic_samples import write_samples
+from bitsdb.forge.samples import write_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "samples" / "synthetic"

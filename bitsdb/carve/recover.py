@@ -105,6 +105,18 @@ def companion_files(db_path: str | Path) -> list[Path]:
     return [p for p in entries if role_of(p.name) == "companion"]
 
 
+def carve_inputs(given: str | Path) -> list[Path]:
+    """What `bitsdb carve` scans for one argument: a file as it is; a folder stands for the BITS
+    store files below it and the ESE companions beside each qmgr.db."""
+    path = Path(given)
+    if not path.is_dir():
+        return [path]
+    found = [item for item in sorted(p for p in path.rglob("*") if p.is_file()) if role_of(item.name) == "store"]
+    for db in [p for p in found if p.name.lower() == "qmgr.db"]:
+        found.extend(p for p in companion_files(db) if p not in found)
+    return found
+
+
 def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, *,
                  families: Iterable[MarkerFamily] | None = None, window: int = DEFAULT_WINDOW,
                  hash_input: bool = True) -> Recovery:

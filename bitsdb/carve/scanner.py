@@ -8,7 +8,7 @@ is decoded whole by the window that owns its first byte, and no hit is seen twic
 Memory is bounded by the window size, not by the input size.
 
 A family is a set of marker GUIDs plus a decode function; the ESE job and file
-families and the legacy job family (decoded with bitsdb.sources.legacy) live here
+families and the legacy job family (decoded with bitsdb.decode.legacy) live here
 (FORMAT.md §9.2); further families plug in through `register_family`.
 """
 
@@ -22,16 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from ..decode import (
-    BlobError,
-    decode_file_blob,
-    decode_job_blob,
-    job_head_problems,
-    parse_prefix,
-    plausible_filetime,
-    split_markers,
-    walk_sections,
-)
+from ..decode.file import decode_file_blob
+from ..decode.job import decode_job_blob, job_head_problems, split_markers
+from ..decode.sections import BlobError, parse_prefix, plausible_filetime, walk_sections
 from ..formats import file as file_fmt
 from ..formats.job import ESE_JOB_SECTIONS
 from ..formats.markers import ESE_JOB_MARKERS, FILE_MARKER, LEGACY_JOB_MARKERS
@@ -323,7 +316,7 @@ ESE_FILE_FAMILY = MarkerFamily("ese_file", "file", (FILE_MARKER,), decode_ese_fi
 
 def decode_legacy_job_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """A legacy (qmgr0/1.dat) job record at `start`, decoded with the legacy reader's sections."""
-    from ..sources.legacy import decode_legacy_record
+    from ..decode.legacy import decode_legacy_record
 
     data = bytes(view[start:end])
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..api import read_files
+from ..stores import read_files
 from ..sources.result import SourceError, SourceResult, internal_error
 from ..model import Provenance
 from .records import Artefact, ArtefactGroup

@@ -1,9 +1,16 @@
-"""Generators of real on-disk artefacts (ESE databases) for tests and benchmarks."""
+"""Everything that writes artefacts, for tests, benchmarks, samples and detection engineering.
+
+    ese, ese_tree  real ESE databases (qmgr.db); spec: job specs -> qmgr.db + planted history
+    scale     large databases for benchmarks        legacy    qmgr0.dat / qmgr1.dat state files
+    samples   the project's sample records          carving   noisy images with records at known offsets
+    evidence  collection trees, zips, tiny registry hives (test and benchmark fixtures)
+
+Nothing here is imported when evidence is read: the parser must not pay for the writers.
+"""
 
 __all__: list[str] = []
 
-# Imported on first use: the parser reads ESE constants from bitsdb.forge.ese_format and must not
-# pay for the writer, the spec loader or the scale generator.
+# Imported on first use.
 _LAZY = {
     **{name: "bitsdb.forge.ese" for name in ("ColumnSpec", "IndexSpec", "Remnant", "TableData", "WriteReport",
                                             "write_ese_database", "write_qmgr_database")},

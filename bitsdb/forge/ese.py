@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bitsdb.forge.ese_format import (
+from ..formats.ese import (
     OBJID_CATALOG,
     PGNO_CATALOG,
     SYSOBJ_COLUMN,
@@ -61,8 +61,8 @@ from bitsdb.forge.ese_format import (
     key_long,
     key_short,
 )
-from bitsdb.forge.ese_checksum import seal_large_page
-from bitsdb.forge.ese_tree import Entry, PlannedTree, emit_tree, plan_tree
+from ..formats.ese_checksum import seal_large_page
+from .ese_tree import Entry, PlannedTree, emit_tree, plan_tree
 
 #: LV data chunk size Windows uses in 16 KiB-page qmgr.db files (0xFD2, seen in real samples).
 DEFAULT_LV_CHUNK_SIZE = 4050

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bitsdb.forge.ese_format import (
+from ..formats.ese import (
     PAGE_BASE_FLAGS,
     PAGE_LEAF,
     PAGE_PARENT_OF_LEAF,

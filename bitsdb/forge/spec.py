@@ -23,16 +23,10 @@ from typing import Any, Iterable, Sequence
 
 from construct import ConstructError
 
-from ..decode import (
-    BlobError,
-    build_security_descriptor,
-    encode_security_descriptor,
-    decode_file_blob,
-    decode_job_blob,
-    decode_security,
-    encode_file,
-    encode_job,
-)
+from ..decode.file import decode_file_blob, encode_file
+from ..decode.job import decode_job_blob, encode_job
+from ..decode.sections import BlobError
+from ..decode.security import build_security_descriptor, decode_security, encode_security_descriptor
 from ..formats.primitives import MAX_WSTR_UNITS
 from ..model import Ace, Job, JobFile, JobType, SecurityInfo
 from .ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database

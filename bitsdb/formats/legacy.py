@@ -4,7 +4,7 @@ A legacy job record is the ESE job serializer (bitsdb.formats.job) up to
 `max_download_time`, with inline file records instead of file GUIDs and a
 version-specific tail before the footer. The reader (bitsdb.sources.legacy) walks
 these sections one by one so that a damaged record still yields its head; the
-builder (bitsdb.legacy_builder) strings the same schemas together.
+builder (bitsdb.forge.legacy) strings the same schemas together.
 """
 
 from __future__ import annotations

@@ -48,13 +48,13 @@ class EventWriter(RecordWriter):
     """Base of the timeline formats: each job is expanded into events, written one by one."""
 
     def write_job(self, job: Job) -> None:
-        from ..timeline import expand_job
+        from ..timeline.jobs import expand_job
 
         for event in expand_job(job, self.tags(job)):
             self.write_event(event)
 
     def write_orphan(self, jf: JobFile) -> None:
-        from ..timeline import expand_job
+        from ..timeline.jobs import expand_job
 
         holder = Job(job_id=None, display_name="(orphan file, no job references it)", files=[jf],
                      provenance=jf.provenance)

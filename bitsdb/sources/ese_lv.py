@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from bitsdb.forge.ese_format import (
+from ..formats.ese import (
     OBJID_CATALOG,
     PGNO_CATALOG,
     SYSOBJ_LONG_VALUE,

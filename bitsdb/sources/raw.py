@@ -18,7 +18,7 @@ def read_raw(path: Path, sha256: str | None, kind: InputKind) -> SourceResult:
     try:
         if kind is InputKind.RAW_JOB:
             if data[:16] in LEGACY_JOB_MARKERS:
-                from .legacy import decode_legacy_job
+                from ..decode.legacy import decode_legacy_job
 
                 job = decode_legacy_job(data)
             else:
@@ -26,7 +26,7 @@ def read_raw(path: Path, sha256: str | None, kind: InputKind) -> SourceResult:
             job.provenance = provenance
             result.jobs.append(job)
         elif kind is InputKind.RAW_LEGACY_FILES:
-            from .legacy import decode_legacy_file_list
+            from ..decode.legacy import decode_legacy_file_list
 
             files, _, error = decode_legacy_file_list(data)
             if not files:

@@ -12,14 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence, Union
 
-from .decode import build_security_descriptor, encode_file, job_to_sections
-from .formats import file as file_fmt
-from .formats import job as job_fmt
-from .formats import legacy as fmt
-from .formats.markers import LEGACY_PREFIX_WIN7, LEGACY_PREFIX_WIN10
-from .model import (ErrorContext, FileRange, Job, JobError, JobFile, JobPriority, JobState, JobType, ProxyUsage,
+from ..decode import build_security_descriptor, encode_file, job_to_sections
+from ..formats import file as file_fmt
+from ..formats import job as job_fmt
+from ..formats import legacy as fmt
+from ..formats.markers import LEGACY_PREFIX_WIN7, LEGACY_PREFIX_WIN10
+from ..model import (ErrorContext, FileRange, Job, JobError, JobFile, JobPriority, JobState, JobType, ProxyUsage,
                     SecurityInfo, Timer)
-from .timeutil import iso_to_filetime
+from ..timeutil import iso_to_filetime
 
 #: version -> (job marker, prefix GUID, prefix size)
 VERSIONS: dict[str, tuple[bytes, bytes, int]] = {

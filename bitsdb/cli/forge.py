@@ -6,19 +6,12 @@ from pathlib import Path
 
 import click
 
-EXIT_BAD_SPEC = 2
+from .common import EXIT_USAGE, same_file
 
 
 def _fail(message: str) -> None:
     click.echo(f"bitsdb: error: {message}", err=True)
-    raise click.exceptions.Exit(EXIT_BAD_SPEC)
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and a.samefile(b)
-    except OSError:
-        return a.resolve() == b.resolve()
+    raise click.exceptions.Exit(EXIT_USAGE)
 
 
 @click.command("forge")
@@ -26,7 +19,7 @@ def _same(a: Path, b: Path) -> bool:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The qmgr.db to write (its edb.log, if the spec stores versions there, goes beside it).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
-def forge_command(spec_path: str, output: str, force: bool) -> None:
+def command(spec_path: str, output: str, force: bool) -> None:
     """Write a synthetic BITS qmgr.db from SPEC (YAML/JSON jobs and files, the parser's output shape).
 
     Older versions (`history`) and deleted jobs (`deleted`) are planted in free
@@ -34,10 +27,10 @@ def forge_command(spec_path: str, output: str, force: bool) -> None:
     `bitsdb parse --recover` can be checked against them. Exit status 2 when the
     spec is invalid or the output would overwrite something.
     """
-    from .spec import SpecError, forge, load_spec, parse_spec   # here: keeps `bitsdb --help` fast
+    from ..forge.spec import SpecError, forge, load_spec, parse_spec   # here: keeps `bitsdb --help` fast
 
     spec_file, out = Path(spec_path), Path(output)
-    if _same(spec_file, out) or spec_file.resolve() == out.resolve():
+    if same_file(spec_file, out):
         _fail(f"{output}: refusing to overwrite the spec itself")
     try:
         spec = parse_spec(load_spec(spec_file))
@@ -46,7 +39,7 @@ def forge_command(spec_path: str, output: str, force: bool) -> None:
     log = out.parent / spec.log_name
     targets = [out] + ([log] if any(v.stored_in == "log" for v in spec.planted) else [])
     for target in targets:
-        if _same(spec_file, target):
+        if same_file(spec_file, target):
             _fail(f"{target}: refusing to overwrite the spec itself")
         if target.exists() and not force:
             _fail(f"{target}: already exists (use --force to overwrite)")

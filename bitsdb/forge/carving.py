@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from bitsdb.decode import encode_file, encode_job
-from bitsdb.model import Job, JobFile, JobPriority, JobState, JobType
+from ..decode import encode_file, encode_job
+from ..model import Job, JobFile, JobPriority, JobState, JobType
 
 BASE_TIME = 133_000_000_000_000_000          # 2022-06-14
 DAY = 864_000_000_000

@@ -253,7 +253,7 @@ def build_page(
         if len(slack_filler) > free_bytes:
             raise ValueError("slack filler does not fit in the page's free space")
         page[free_start : free_start + len(slack_filler)] = slack_filler
-    from bitsdb.forge.ese_checksum import seal_large_page   # writer only: the parser never imports it
+    from .ese_checksum import seal_large_page   # writer only: the parser never imports it
 
     seal_large_page(page, pgno)
     return page, free_start
@@ -312,7 +312,7 @@ def build_database_header(fields: HeaderFields) -> bytes:
     pack("<I", page, 648, fields.engine_version)
     pack("<HHi", page, 656, 0x36, 0x13A, 1)  # lgposLastResize = lgposConsistent on clean detach
     pack("<I", page, 667, 1)  # filetype: JET_filetypeDatabase
-    from bitsdb.forge.ese_checksum import checksum_old_format
+    from .ese_checksum import checksum_old_format
 
     pack("<I", page, 0, checksum_old_format(bytes(page)))
     return bytes(page)

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
-from ..cli import DEBUG, EXIT_INPUT_ERROR, OUTPUT, Run, close_output, open_output, report_warning
 from ..output import RECORD_FORMATS
-from .recover import companion_files
-
-
-def _inputs(given: str) -> list[Path]:
-    """A file is scanned as it is; a folder stands for the BITS store files and companions in it."""
-    path = Path(given)
-    if not path.is_dir():
-        return [path]
-    from ..sources.detect import role_of
-
-    found = [item for item in sorted(p for p in path.rglob("*") if p.is_file()) if role_of(item.name) == "store"]
-    for db in [p for p in found if p.name.lower() == "qmgr.db"]:
-        found.extend(p for p in companion_files(db) if p not in found)
-    return found
+from .common import DEBUG, EXIT_INPUT_ERROR, OUTPUT, Run, close_output, open_output, report_warning
 
 
 @click.command("carve")
@@ -36,7 +21,7 @@ def _inputs(given: str) -> list[Path]:
 @click.option("--window-mib", type=click.IntRange(1, 256), default=4, show_default=True,
               help="Read window in MiB (memory use is about three windows).")
 @DEBUG
-def carve_command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: bool, no_hash: bool,
+def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: bool, no_hash: bool,
                   window_mib: int, debug: bool) -> None:
     """Scan PATHS (any file or raw disk image, read sequentially) for BITS job and file records.
 
@@ -49,17 +34,17 @@ def carve_command(paths: tuple[str, ...], fmt: str, output: str | None, all_reco
 
     Exit status: 0 ok, 1 an input could not be read (others still processed), 2 usage.
     """
+    from ..carve.history import build_history
+    from ..carve.recover import carve_file, carve_inputs
     from ..output import make_writer
     from ..sources.result import SourceError
-    from .history import build_history
-    from .recover import carve_file
 
     run = Run(debug)
     stream = open_output(output, paths)
     writer = make_writer(fmt, stream)
     try:
         for given in paths:
-            inputs = _inputs(given)
+            inputs = carve_inputs(given)
             if not inputs:
                 run.fail(given, "directory holds no BITS files (qmgr.db, qmgr0.dat, qmgr1.dat)")
                 continue

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .decode import build_security_descriptor, encode_file, encode_job
-from .model import Job, JobFile, JobPriority, JobState, JobType, ProxyUsage, SecurityInfo
-from .timeutil import iso_to_filetime
+from ..decode import build_security_descriptor, encode_file, encode_job
+from ..model import Job, JobFile, JobPriority, JobState, JobType, ProxyUsage, SecurityInfo
+from ..timeutil import iso_to_filetime
 
 DAY = 86400 * 10**7
 

@@ -1,0 +1,158 @@
+"""What every command shares: options, output opening and closing, messages and exit statuses.
+
+No format knowledge lives here; commands call the domain packages' plain functions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import click
+
+EXIT_INPUT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+
+PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path())
+OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
+DEBUG = click.option("--debug", is_flag=True, help="Show Python tracebacks for unexpected errors.")
+JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+                    help="Worker processes for evidence items (default: usable CPU cores).")
+PROGRESS = click.option("--progress/--no-progress", default=None,
+                        help="Progress line on stderr (default: only when stderr is a terminal).")
+RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
+                     help="Extra rule file or folder of .yaml files (repeatable); may add rules, lists and "
+                          "allow-list entries.")
+RECOVER = click.option("--recover", is_flag=True,
+                       help="Also carve deleted and historical job versions from the database, its ESE logs "
+                            "and state-file slack (marked recovered: true).")
+
+
+def report_problem(path: str, message: str) -> None:
+    click.echo(f"bitsdb: error: {path}: {message}", err=True)
+
+
+def report_warning(path: str, message: str) -> None:
+    click.echo(f"bitsdb: warning: {path}: {message}", err=True)
+
+
+class Run:
+    """Per-invocation state shared by commands: debug mode and the failure count."""
+
+    def __init__(self, debug: bool) -> None:
+        from ..sources.result import DEBUG_ENV
+
+        self.debug = debug
+        self.failures = 0
+        if debug:
+            os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
+
+    def fail(self, path: str, message: str) -> None:
+        self.failures += 1
+        report_problem(path, message)
+
+    def fail_line(self, line: str) -> None:
+        """A problem already phrased as 'where: what'."""
+        self.failures += 1
+        click.echo(f"bitsdb: error: {line}", err=True)
+
+    def unexpected(self, path: str, exc: BaseException) -> None:
+        if self.debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        self.fail(path, f"internal error while reading: {type(exc).__name__}: {exc}"
+                  + ("" if self.debug else " (run with --debug for details)"))
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """The two paths name one file (through links), or resolve to one path."""
+    try:
+        return (a.exists() and b.exists() and os.path.samefile(a, b)) or a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def open_output(output: str | None, inputs: tuple[str, ...]) -> IO[str]:
+    if output is None or output == "-":
+        return sys.stdout
+    target = Path(output)
+    for item in inputs:
+        if same_file(target, Path(item)):
+            raise click.UsageError(f"output {output} is one of the inputs: evidence is never overwritten")
+    return open(target, "w", encoding="utf-8", newline="")
+
+
+def close_output(stream: IO[str]) -> None:
+    """Flush what was written; close it unless it is stdout."""
+    stream.flush()
+    if stream is not sys.stdout:
+        stream.close()
+
+
+def load_rules_or_exit(rule_paths: Iterable[str]):
+    """The built-in rules plus the user's; a file that does not load ends the run (status 2)."""
+    from ..rules.engine import RuleError, load_rules
+
+    try:
+        return load_rules(list(rule_paths))
+    except RuleError as exc:
+        click.echo(f"bitsdb: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
+                     progress: bool | None = None) -> Iterator:
+    """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
+    disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
+    import time
+
+    from ..evidence import BatchReport, iter_batch
+
+    started, items, workers = time.perf_counter(), [], []
+    for item in iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover):
+        for warning in item.warnings:
+            click.echo(f"bitsdb: warning: {warning}", err=True)
+        for result in item.results:
+            for warning in result.warnings:
+                report_warning(result.path, warning)
+            yield result.path, result
+        for failure in item.failures:
+            run.fail_line(failure)
+        item.results = []            # written: the summary only needs the counts
+        items.append(item)
+    chatty = progress if progress is not None else sys.stderr.isatty()
+    if run.failures or (chatty and len(items) > 1):
+        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started)
+        click.echo(report.summary(), err=True)
+
+
+def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
+    """Read every input into `writer`; problems are counted, never fatal."""
+    for item, result in readable_results(paths, run, **options):
+        writer.begin_source(item, result.kind, len(result.jobs), len(result.orphan_files))
+        for job in result.jobs:
+            writer.write_job(job)
+        for jf in result.orphan_files:
+            writer.write_orphan(jf)
+
+
+def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,
+                findings: bool, rule_paths: tuple[str, ...], **options) -> None:
+    """parse and timeline: read every input and write its records (or events) in `fmt`."""
+    from ..output import make_writer
+
+    findings_for = load_rules_or_exit(rule_paths).evaluate if findings else None
+    run = Run(debug)
+    stream = open_output(output, paths)
+    writer = make_writer(fmt, stream, timeline=timeline, findings_for=findings_for)
+    try:
+        write_inputs(paths, writer, run, **options)
+    finally:
+        writer.close()
+        close_output(stream)
+    if run.failures:
+        sys.exit(EXIT_INPUT_ERROR)

@@ -1,0 +1,37 @@
+"""Writers of rule findings (`bitsdb scan`): JSON Lines, CSV and a table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO
+
+FINDING_FORMATS = ("table", "jsonl", "csv")
+CSV_COLUMNS = ("severity", "rule_id", "title", "attack", "job_id", "job_name", "explanation", "allowlisted",
+               "partial", "source_path", "table", "record_index", "offset", "recovered", "state_file")
+
+
+class FindingWriter:
+    def __init__(self, stream: IO[str], fmt: str) -> None:
+        self.stream, self.fmt = stream, fmt
+        self.csv = None
+        if fmt == "csv":
+            self.csv = csv.writer(stream, lineterminator="\n")
+            self.csv.writerow(CSV_COLUMNS)
+        elif fmt == "table":
+            stream.write(f"{'SEVERITY':<9} {'RULE':<27} {'JOB':<10} {'NAME':<28} EXPLANATION\n")
+
+    def write(self, finding) -> None:
+        if self.fmt == "jsonl":
+            self.stream.write(json.dumps(finding.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+            return
+        prov = finding.provenance or {}
+        if self.csv is not None:
+            row = {**finding.to_dict(), **{k: prov.get(k) for k in ("source_path", "table", "record_index",
+                                                                     "offset", "recovered", "state_file")}}
+            row["attack"] = ";".join(finding.attack)
+            self.csv.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
+            return
+        name = (finding.job_name or "")[:28]
+        self.stream.write(f"{finding.severity:<9} {finding.rule_id:<27} {(finding.job_id or '?')[:8]:<10} "
+                          f"{name:<28} {finding.explanation}\n")

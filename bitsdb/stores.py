@@ -1,0 +1,143 @@
+"""Reading BITS store files: detect the kind, decode, pair legacy state files, add recovered versions.
+
+The layer between the readers of one format (`sources`, `carve`) and the evidence layer and
+public API above it, which both call it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .formats.markers import InputKind
+from .sources.detect import detect_file
+from .sources.result import SourceError, SourceResult, sha256_of
+
+
+def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
+    """Read one BITS store file (any supported kind; `kind` when already detected).
+    Raises SourceError with a one-line reason."""
+    path = Path(path)
+    if kind is None:
+        kind = detect_kind(path)
+    # Hashing runs beside decoding (hashlib releases the GIL): on CPUs without SHA
+    # instructions it costs as much as the whole parse.
+    digest: dict[str, object] = {}
+
+    def hash_file() -> None:
+        try:
+            digest["sha256"] = sha256_of(path)
+        except OSError as exc:
+            digest["error"] = exc
+
+    hasher = threading.Thread(target=hash_file, name="bitsdb-sha256", daemon=True)
+    hasher.start()
+    try:
+        result = _read_kind(path, kind)
+    finally:
+        hasher.join()
+    if "error" in digest:
+        exc = digest["error"]
+        raise SourceError(f"cannot read ({getattr(exc, 'strerror', None) or exc})")
+    stamp_sha256(result, digest["sha256"])
+    return result
+
+
+def stamp_sha256(result: SourceResult, sha256: str) -> None:
+    """Record the source hash on the result and on every record's provenance."""
+    result.sha256 = sha256
+    for job in result.jobs:
+        for record in [job, *job.files]:
+            if record.provenance is not None and record.provenance.source_path == result.path:
+                record.provenance.source_sha256 = sha256
+    for jf in result.orphan_files:
+        if jf.provenance is not None and jf.provenance.source_path == result.path:
+            jf.provenance.source_sha256 = sha256
+
+
+def detect_kind(path: Path) -> InputKind:
+    """What the file is; SourceError (one line) when it cannot be looked at."""
+    if not path.exists():
+        raise SourceError("no such file or directory")
+    if path.is_dir():
+        raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
+    try:
+        if path.stat().st_size == 0:
+            raise SourceError("empty file")
+        return detect_file(path)
+    except PermissionError:
+        raise SourceError("permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+
+
+def _read_kind(path: Path, kind: InputKind) -> SourceResult:
+    sha256 = None
+    if kind is InputKind.ESE_DATABASE:
+        from .sources.ese import read_ese
+
+        return read_ese(path, sha256)
+    if kind is InputKind.LEGACY_STATE_FILE:
+        from .sources.legacy import read_legacy
+
+        return read_legacy(path, sha256)
+    if kind in (InputKind.RAW_JOB, InputKind.RAW_FILE, InputKind.RAW_LEGACY_FILES):
+        from .sources.raw import read_raw
+
+        return read_raw(path, sha256, kind)
+    raise SourceError("not a BITS database, state file or job/file record (unrecognised content)")
+
+
+def read_files(items: Iterable[str | Path], *, recover: bool = False, state_index: int | None = None
+               ) -> Iterator[tuple[str, SourceResult | Exception]]:
+    """Read BITS files: the one place that pairs legacy state files and adds recovered records.
+
+    qmgr0.dat and qmgr1.dat of one folder are read together, so each job is marked as coming
+    from the current or the previous state (`state_index`: the registry's BITS\\StateIndex,
+    when the evidence has it). With `recover`, each database or state file (and the ESE logs
+    beside a qmgr.db) is also carved, and the distinct historical versions not identical to
+    a live record are added, marked `recovered`. Never raises.
+    """
+    items = [Path(item) for item in items]
+    kinds: dict[Path, InputKind | SourceError] = {}
+    for item in items:
+        try:
+            kinds[item] = detect_kind(item)
+        except SourceError as exc:
+            kinds[item] = exc
+    legacy = [item for item in items if kinds[item] is InputKind.LEGACY_STATE_FILE]
+    paired: dict[Path, SourceResult | SourceError] = {}
+    if legacy:
+        from .sources.legacy import read_legacy_pairs
+
+        paired = dict(read_legacy_pairs(legacy, state_index=state_index))
+    for item in items:
+        try:
+            kind = kinds[item]
+            if isinstance(kind, SourceError):
+                raise kind
+            outcome = paired[item] if item in paired else read(item, kind)
+            if recover and isinstance(outcome, SourceResult) and outcome.kind in RECOVERABLE_KINDS:
+                # A state file's live records include those its sibling holds (not repeated there).
+                siblings = [r for p, r in paired.items() if p.parent == item.parent and isinstance(r, SourceResult)]
+                add_recovered(item, outcome, siblings or [outcome])
+        except Exception as exc:  # noqa: BLE001 - reported by the caller, with the path
+            outcome = exc
+        yield str(item), outcome
+
+
+RECOVERABLE_KINDS = (InputKind.ESE_DATABASE.value, InputKind.LEGACY_STATE_FILE.value)
+
+
+def add_recovered(path: Path, result: SourceResult, live: list[SourceResult]) -> None:
+    """Carve the source (and its companions) and append what the `live` results lack."""
+    from .carve.recover import recover_source
+
+    known = SourceResult(path=str(path), kind=result.kind,
+                         jobs=[job for r in live for job in r.jobs],
+                         orphan_files=[jf for r in live for jf in r.orphan_files])
+    recovery = recover_source(path, known)
+    result.warnings.extend(recovery.warnings)
+    result.jobs.extend(recovery.jobs)
+    result.orphan_files.extend(recovery.history.orphan_files)
