@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from enum import IntEnum, IntFlag
 from typing import Any, TypeVar
 
+from .text import RepairedText, is_valid, matches, repaired, repaired_path
 from .timeutil import datetime_to_filetime, filetime_to_iso
 
 
@@ -171,6 +172,8 @@ def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any]
 
 # Field metadata tags: how to_dict shows a field.
 FILETIME = {"kind": "filetime"}
+#: Shown only when not empty (keeps records of clean evidence exactly as they were).
+OMIT_EMPTY = {"kind": "omit_empty"}
 
 
 def _flags(flag_type: type[IntFlag]) -> dict[str, Any]:
@@ -222,6 +225,8 @@ def _make_to_dict(cls: type) -> Any:
         if f.metadata.get("internal"):
             continue
         name, kind = f.name, f.metadata.get("kind")
+        if kind == "omit_empty":
+            continue
         if kind == "filetime":
             items.append(f"{name!r}: iso(v := obj.{name}), {name + '_filetime'!r}: v")
         elif kind == "flags":
@@ -230,7 +235,9 @@ def _make_to_dict(cls: type) -> Any:
         else:
             items.append(f"{name!r}: v if (v := obj.{name}).__class__ in AS_IS else plain(v)")
     body = ",\n        ".join(items)
-    source = f"def to_dict(obj):\n    return {{\n        {body}\n    }}\n"
+    tail = "".join(f"    if obj.{f.name}:\n        out[{f.name!r}] = plain(obj.{f.name})\n"
+                   for f in dataclasses.fields(cls) if f.metadata.get("kind") == "omit_empty")
+    source = f"def to_dict(obj):\n    out = {{\n        {body}\n    }}\n{tail}    return out\n"
     exec(compile(source, f"<to_dict of {cls.__name__}>", "exec"), env)
     _PLANS[cls] = to_dict = env["to_dict"]
     return to_dict
@@ -273,6 +280,57 @@ class Record:
         return record_from_dict(cls, data)
 
 
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """Names of a record class's fields that hold text (str or str | None)."""
+    names = _TEXT_FIELDS.get(cls)
+    if names is None:
+        hints = typing.get_type_hints(cls)
+        names = _TEXT_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls)
+            if hints[f.name] is str or (typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
+                                        and str in typing.get_args(hints[f.name])))
+    return names
+
+
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def keep_raw_strings(record: Any, repair=repaired) -> None:
+    """Move text that is not valid Unicode out of `record`'s text fields: the field keeps the text
+    with U+FFFD per bad unit, `record.raw_strings[field]` the hex of the exact source bytes.
+
+    Called where strings enter the model (decoders, provenance); idempotent.
+    """
+    raw_strings = record.raw_strings
+    for name in _text_fields(record.__class__):
+        value = getattr(record, name)
+        if value is None or (value.__class__ is str and (value.isascii() or is_valid(value))):
+            continue
+        if not isinstance(value, RepairedText):
+            value = repair(value)
+            if not isinstance(value, RepairedText):
+                continue
+        raw_strings[name] = value.raw.hex()
+        setattr(record, name, str(value))
+
+
+def stored_text(record: Any, name: str, default: Any = "") -> Any:
+    """What an encoder writes for a text field: the kept source bytes while the text still stands
+    for them (`raw_strings`), else the text; `default` when the field is empty."""
+    value = getattr(record, name)
+    if not value:
+        return default
+    raw = record.raw_strings.get(name)
+    if raw is not None:
+        try:
+            data = bytes.fromhex(raw)
+        except ValueError:
+            raise ValueError(f"raw_strings.{name}: {raw[:40]!r} is not hex text") from None
+        if matches(value, data):
+            return data
+    return value
+
+
 @dataclass
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
@@ -294,6 +352,11 @@ class Provenance(Record):
     path_in_evidence: str | None = None     # the source file's path inside the image / zip / collection
     source_size: int | None = None          # bytes
     file_times: dict[str, str] | None = None  # the source file's file-system times (ISO 8601 UTC), if known
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex of path bytes
+
+    def __post_init__(self) -> None:
+        # Where evidence paths become provenance: names that are not UTF-8 are repaired here.
+        keep_raw_strings(self, repaired_path)
 
 
 @dataclass
@@ -331,6 +394,7 @@ class JobError(Record):
     form: int                               # 21 or 25 byte record
     extra: str | None = None
     unknown: dict[str, Any] = field(default_factory=dict)
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)
 
 
 @dataclass
@@ -381,6 +445,7 @@ class JobFile(Record):
     partial_reason: str | None = None
     undecoded: bytes = b""
     provenance: Provenance | None = None
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
 
 
 @dataclass
@@ -433,6 +498,7 @@ class Job(Record):
     undecoded: bytes = b""                  # bytes after the last field that validated
     blob_size: int | None = None
     provenance: Provenance | None = None
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
 
     @property
     def is_upload(self) -> bool:

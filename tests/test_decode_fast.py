@@ -311,7 +311,10 @@ def _reference_to_dict(obj):
             continue
         value = getattr(obj, f.name)
         kind = f.metadata.get("kind")
-        if kind == "filetime":
+        if kind == "omit_empty":
+            if value:
+                out[f.name] = plain(value)
+        elif kind == "filetime":
             out[f.name] = filetime_to_iso(value)
             out[f.name + "_filetime"] = value
         elif kind == "flags":

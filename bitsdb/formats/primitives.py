@@ -24,6 +24,8 @@ from construct import (
     this,
 )
 
+from ..text import decode_utf16, utf16_bytes
+
 #: Sanity limit for counted strings (FORMAT.md §1.2): longer counts mean misalignment.
 MAX_WSTR_UNITS = 32768
 
@@ -73,15 +75,22 @@ class WStrAdapter(CompilableAdapter):
     """u32 code-unit count (including the terminating NUL) + UTF-16LE text.
 
     Exactly one trailing NUL is stripped; count 0 (no text at all) decodes to "".
-    Broken surrogates survive as lone surrogates so carved oddities stay visible.
+    Text that is not valid UTF-16 (a lone surrogate) decodes to a RepairedText: U+FFFD per
+    bad unit, the exact bytes in `.raw` (bitsdb.text). Building takes text, a RepairedText
+    (its raw bytes are written) or bytes (written as they are), each followed by the NUL.
     """
 
     def _decode(self, obj, context, path):
-        text = bytes(obj).decode("utf-16-le", errors="surrogatepass")
-        return text[:-1] if text.endswith("\x00") else text
+        data = bytes(obj)
+        if data[-2:] == b"\x00\x00":
+            data = data[:-2]
+        return decode_utf16(data)
 
     def _encode(self, obj, context, path):
-        return (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
+        if isinstance(obj, (bytes, bytearray)):
+            return bytes(obj) + b"\x00\x00"
+        raw = getattr(obj, "raw", None)
+        return (raw if raw is not None else utf16_bytes(obj)) + b"\x00\x00"
 
 
 class WStrByteLength(CompilableAdapter):
