@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 from .formats.markers import InputKind
 from .sources.detect import detect_file
 from .sources.result import SourceError, SourceResult, sha256_of
+from .text import repaired_path
 
 
 def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
@@ -47,12 +48,13 @@ def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
 def stamp_sha256(result: SourceResult, sha256: str) -> None:
     """Record the source hash on the result and on every record's provenance."""
     result.sha256 = sha256
+    source = repaired_path(result.path)         # how provenance holds the path (bitsdb.text)
     for job in result.jobs:
         for record in [job, *job.files]:
-            if record.provenance is not None and record.provenance.source_path == result.path:
+            if record.provenance is not None and record.provenance.source_path == source:
                 record.provenance.source_sha256 = sha256
     for jf in result.orphan_files:
-        if jf.provenance is not None and jf.provenance.source_path == result.path:
+        if jf.provenance is not None and jf.provenance.source_path == source:
             jf.provenance.source_sha256 = sha256
 
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..output import RECORD_FORMATS
-from .common import DEBUG, EXIT_INPUT_ERROR, OUTPUT, Run, close_output, open_output, report_warning
+from .common import DEBUG, EXIT_INPUT_ERROR, OUTPUT, Finishing, Run, open_output, report_warning, say, write_records
 
 
 @click.command("carve")
@@ -40,9 +40,9 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
     from ..sources.result import SourceError
 
     run = Run(debug)
-    stream = open_output(output, paths)
-    writer = make_writer(fmt, stream)
-    try:
+    out = open_output(output, paths)
+    writer = make_writer(fmt, out)
+    with Finishing(out, writer):
         for given in paths:
             inputs = carve_inputs(given)
             if not inputs:
@@ -61,8 +61,8 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
                     continue
                 stats = scan.stats
                 jobs = sum(1 for x in scan.located if x.carved.kind == "job")
-                click.echo(f"bitsdb: carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
-                           f"{jobs} job and {len(scan.located) - jobs} file records", err=True)
+                say(f"carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
+                    f"{jobs} job and {len(scan.located) - jobs} file records")
                 located.extend(scan.located)
                 scanned += 1
             if not scanned:
@@ -73,25 +73,15 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
                 for x in located:
                     x.carved.record.provenance = x.provenance
                 writer.begin_source(given, "carved", len(jobs), len(files))
-                for job in jobs:
-                    writer.write_job(job)
-                for jf in files:
-                    writer.write_orphan(jf)
+                write_records(given, writer, run, jobs, files)
                 continue
             history = build_history(located)
             for warning in history.warnings:
                 report_warning(given, warning)
-            click.echo(f"bitsdb: carve: {given}: {history.job_records} job records -> {history.versions} "
-                       f"versions of {history.job_ids} jobs ({len(history.jobs)} distinct records), "
-                       f"{history.linked_files} files linked, {len(history.orphan_files)} unlinked files",
-                       err=True)
+            say(f"carve: {given}: {history.job_records} job records -> {history.versions} "
+                f"versions of {history.job_ids} jobs ({len(history.jobs)} distinct records), "
+                f"{history.linked_files} files linked, {len(history.orphan_files)} unlinked files")
             writer.begin_source(given, "carved", len(history.jobs), len(history.orphan_files))
-            for job in history.jobs:
-                writer.write_job(job)
-            for jf in history.orphan_files:
-                writer.write_orphan(jf)
-    finally:
-        writer.close()
-        close_output(stream)
+            write_records(given, writer, run, history.jobs, history.orphan_files)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)

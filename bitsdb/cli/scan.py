@@ -17,11 +17,12 @@ from .common import (
     PATHS,
     PROGRESS,
     RULES,
+    Finishing,
     Run,
-    close_output,
     load_rules_or_exit,
     open_output,
     readable_results,
+    say,
 )
 
 
@@ -56,26 +57,28 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, outpu
 
     ruleset = load_rules_or_exit(rule_paths)
     run = Run(debug)
-    stream = open_output(output, paths)
-    writer = FindingWriter(stream, fmt)
+    out = open_output(output, paths)
+    writer = FindingWriter(out, fmt)
     threshold = SEVERITY_RANK[min_severity]
     worst = -1
     job_count = shown = total = 0
-    try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
-            for job in result.jobs:
+    with Finishing(out, writer):
+        for source, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
+            for index, job in enumerate(result.jobs):
                 job_count += 1
-                for finding in ruleset.evaluate(job):
-                    total += 1
-                    rank = SEVERITY_RANK[finding.severity]
-                    worst = max(worst, rank)
-                    if rank >= threshold:
-                        shown += 1
-                        writer.write(finding)
-    finally:
-        close_output(stream)
+                try:
+                    found = ruleset.evaluate(job)
+                    for finding in found:
+                        rank = SEVERITY_RANK[finding.severity]
+                        worst = max(worst, rank)
+                        if rank >= threshold:
+                            writer.write(finding)
+                            shown += 1
+                    total += len(found)
+                except Exception as exc:  # noqa: BLE001 - one record never stops a batch
+                    run.not_written(source, f"job {job.job_id or '?'} (record {index})", exc)
     if sys.stderr.isatty():
-        click.echo(f"bitsdb: {job_count} job(s), {total} finding(s), {shown} shown", err=True)
+        say(f"{job_count} job(s), {total} finding(s), {shown} shown")
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
     if run.failures:

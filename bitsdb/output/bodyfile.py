@@ -29,7 +29,7 @@ class BodyfileWriter(RecordWriter):
         if any(fields[7:]):
             self.stream.write("|".join(fields) + "\n")
 
-    def write_job(self, job: Job):
+    def _job(self, job: Job):
         base = f"BITS job '{job.display_name or ''}' [{getattr(job.state, 'name', job.state)}]"
         if job.notify_program or job.notify_parameters:
             base += f" notify: {' '.join(x for x in (job.notify_program, job.notify_parameters) if x)}"
@@ -50,5 +50,5 @@ class BodyfileWriter(RecordWriter):
         self._line(f"[remote Last-Modified] {jf.remote_name or '?'} -> {jf.local_name or '?'}{suffix}", uid,
                    jf.bytes_total or 0, mtime=epoch_seconds(jf.remote_last_modified))
 
-    def write_orphan(self, jf: JobFile):
+    def _orphan(self, jf: JobFile):
         self._file_line(jf, "0", " (orphan file)")

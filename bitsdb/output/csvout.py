@@ -95,7 +95,21 @@ def source_cells(p) -> list[str]:
             str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
 
 
-COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS)
+def raw_strings_cell(job: Job | None, jf: JobFile | None) -> str:
+    """Every kept source value of a row's records (text that was not valid Unicode), as
+    `field=hex` joined by `;`: job fields by name, then `file.`, `provenance.` and `file.provenance.`."""
+    parts = []
+    for prefix, record in (("", job), ("provenance.", job.provenance if job else None), ("file.", jf),
+                           ("file.provenance.", jf.provenance if jf and (not job or jf.provenance is not
+                                                                         job.provenance) else None)):
+        if record is not None and record.raw_strings:
+            parts.extend(f"{prefix}{name}={raw}" for name, raw in sorted(record.raw_strings.items()))
+    return ";".join(parts)
+
+
+#: The last column: the source bytes of any text that had to be repaired (README, Output).
+RAW_STRINGS_COLUMN = "RawStrings"
+COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS) + [RAW_STRINGS_COLUMN]
 
 
 FINDING_COLUMNS = ["FindingsMaxSeverity", "Findings"]
@@ -111,8 +125,8 @@ def finding_cells(findings) -> list[str]:
 class CsvWriter(RecordWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(stream, lineterminator="\n")
-        self._csv.writerow(COLUMNS + (FINDING_COLUMNS if findings_for else []))
+        self._csv = csv.writer(self.stream, lineterminator="\n")
+        self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if findings_for else []))
 
     def _source(self, record_type, provenance):
         return [record_type] + source_cells(provenance)[1:]
@@ -122,14 +136,15 @@ class CsvWriter(RecordWriter):
             return [""] * len(FILE_COLUMNS)
         return [str(index)] + [fn(jf) for name, fn in FILE_COLUMNS.items() if fn is not None]
 
-    def write_job(self, job: Job):
+    def _job(self, job: Job):
         head = self._source("job", job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
         tail = finding_cells(self.findings(job)) if self.findings_for else []
         if not job.files:
-            self._csv.writerow(head + self._file_cells(None, None) + tail)
+            self._csv.writerow(head + self._file_cells(None, None) + [raw_strings_cell(job, None)] + tail)
         for index, jf in enumerate(job.files):
-            self._csv.writerow(head + self._file_cells(index, jf) + tail)
+            self._csv.writerow(head + self._file_cells(index, jf) + [raw_strings_cell(job, jf)] + tail)
 
-    def write_orphan(self, jf: JobFile):
+    def _orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)
-                           + self._file_cells(0, jf) + (["", ""] if self.findings_for else []))
+                           + self._file_cells(0, jf) + [raw_strings_cell(None, jf)]
+                           + (["", ""] if self.findings_for else []))

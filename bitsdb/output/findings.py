@@ -6,22 +6,29 @@ import csv
 import json
 from typing import IO
 
+from ..text import one_line
+from .base import WholeRecords
+
 FINDING_FORMATS = ("table", "jsonl", "csv")
 CSV_COLUMNS = ("severity", "rule_id", "title", "attack", "job_id", "job_name", "explanation", "allowlisted",
                "partial", "source_path", "table", "record_index", "offset", "recovered", "state_file")
 
 
-class FindingWriter:
+class FindingWriter(WholeRecords):
     def __init__(self, stream: IO[str], fmt: str) -> None:
-        self.stream, self.fmt = stream, fmt
+        super().__init__(stream)
+        self.fmt = fmt
         self.csv = None
         if fmt == "csv":
-            self.csv = csv.writer(stream, lineterminator="\n")
-            self.csv.writerow(CSV_COLUMNS)
+            self.csv = csv.writer(self.stream, lineterminator="\n")
+            self._whole(self.csv.writerow, CSV_COLUMNS)
         elif fmt == "table":
-            stream.write(f"{'SEVERITY':<9} {'RULE':<27} {'JOB':<10} {'NAME':<28} EXPLANATION\n")
+            self._whole(self.stream.write, f"{'SEVERITY':<9} {'RULE':<27} {'JOB':<10} {'NAME':<28} EXPLANATION\n")
 
     def write(self, finding) -> None:
+        self._record(self._finding, finding)
+
+    def _finding(self, finding) -> None:
         if self.fmt == "jsonl":
             self.stream.write(json.dumps(finding.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
             return
@@ -32,6 +39,6 @@ class FindingWriter:
             row["attack"] = ";".join(finding.attack)
             self.csv.writerow(["" if row.get(c) is None else row.get(c) for c in CSV_COLUMNS])
             return
-        name = (finding.job_name or "")[:28]
-        self.stream.write(f"{finding.severity:<9} {finding.rule_id:<27} {(finding.job_id or '?')[:8]:<10} "
-                          f"{name:<28} {finding.explanation}\n")
+        name = one_line(finding.job_name or "")[:28]
+        self.stream.write(one_line(f"{finding.severity:<9} {finding.rule_id:<27} {(finding.job_id or '?')[:8]:<10} "
+                                   f"{name:<28} {finding.explanation}") + "\n")

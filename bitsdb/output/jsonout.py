@@ -18,30 +18,24 @@ def dumps(obj: Any) -> str:
 
 
 class JsonLinesWriter(RecordWriter):
-    def write_job(self, job):
+    def _job(self, job):
         self.stream.write(dumps(job_record(job, self.findings(job))) + "\n")
 
-    def write_orphan(self, jf):
+    def _orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
 
 
 class JsonArrayWriter(RecordWriter):
     """Streams the array so memory does not grow with the number of records."""
 
-    def __init__(self, stream, findings_for=None):
-        super().__init__(stream, findings_for)
-        self._count = 0
-
     def _emit(self, record):
-        self.stream.write(("[\n" if self._count == 0 else ",\n") + json.dumps(record, ensure_ascii=False, indent=2))
-        self._count += 1
+        self.stream.write(("[\n" if self.records == 0 else ",\n") + json.dumps(record, ensure_ascii=False, indent=2))
 
-    def write_job(self, job):
+    def _job(self, job):
         self._emit(job_record(job, self.findings(job)))
 
-    def write_orphan(self, jf):
+    def _orphan(self, jf):
         self._emit(orphan_record(jf))
 
-    def close(self):
-        self.stream.write("[]\n" if self._count == 0 else "\n]\n")
-        super().close()
+    def _end(self):
+        self.stream.write("[]\n" if self.records == 0 else "\n]\n")

@@ -11,6 +11,7 @@ import json
 
 from ..timeutil import filetime_to_datetime
 from .base import EventWriter
+from .csvout import raw_strings_cell
 from .flatten import flatten
 
 FILETIME_UNIX_EPOCH = 116444736000000000
@@ -47,14 +48,14 @@ CSV_COLUMNS = ("message", "datetime", "timestamp_desc", "timestamp", "data_type"
                "notify_program", "notify_parameters", "file_remote_name", "file_local_name",
                "file_bytes_transferred", "file_bytes_total", "partial", "provenance_source_path",
                "provenance_recovered", "provenance_recovered_from", "provenance_offset",
-               "provenance_source_sha256")
+               "provenance_source_sha256", "raw_strings")
 
 
 class TimesketchCsvWriter(EventWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(stream, lineterminator="\n")
-        self._csv.writerow(CSV_COLUMNS)
+        self._csv = csv.writer(self.stream, lineterminator="\n")
+        self._whole(self._csv.writerow, CSV_COLUMNS)
 
     def write_event(self, event):
         record = timesketch_record(event)
@@ -62,4 +63,6 @@ class TimesketchCsvWriter(EventWriter):
             for key, value in flatten(event.job.files[0].to_dict(), "file").items():
                 record.setdefault(key, value)
         record["tag"] = ",".join(record["tag"]) or "-"
+        jf = event.file if event.file is not None else (event.job.files[0] if len(event.job.files) == 1 else None)
+        record["raw_strings"] = raw_strings_cell(event.job, jf)
         self._csv.writerow(["" if record.get(c) is None else record.get(c) for c in CSV_COLUMNS])
