@@ -280,23 +280,23 @@ class Output:
             os.replace(self.temp, self.target)
             self.temp = None
 
-    def abandon(self, keep: bool) -> str:
-        """The run did not finish: with `keep`, the complete records go to FILE.partial; else nothing is left.
-        Returns what happened, for the closing line."""
+    def abandon(self, records: int | None = None) -> str:
+        """The run did not finish: `records` complete records (if any) go to FILE.partial, never to FILE;
+        with None (a failure) nothing is left. Returns what happened, for the closing line."""
         try:
             self.flush()
         except OutputError:
-            keep = False
+            records = None
         if self.temp is None:
-            return ""
+            return f"{records} complete record(s) written" if records else ""
         with DEFER_SIGNALS:
             self.file.close()
-            if keep:
+            if records:
                 partial = self.target.with_name(self.target.name + ".partial")
                 os.chmod(self.temp, self.mode)
                 os.replace(self.temp, partial)
                 self.temp = None
-                return f"the complete records written so far are in {partial}"
+                return f"{records} complete record(s) kept in {partial}"
             self.temp.unlink(missing_ok=True)
             self.temp = None
         return f"{self.target} was not written"
@@ -330,14 +330,16 @@ class Finishing:
             self.output.finish()
             return False
         if isinstance(exc, Interrupted):
+            records = 0
             if self.writer is not None:
+                records = self.writer.records
                 try:
                     self.writer.close()          # e.g. the closing bracket of a JSON array
                 except Exception:  # noqa: BLE001 - the records already written are what matters
                     pass
-            exc.note = self.output.abandon(keep=True)
+            exc.note = self.output.abandon(records)
             return False
-        self.output.abandon(keep=False)
+        self.output.abandon(None)
         if isinstance(exc, OutputError):
             say(str(exc), "error")
             sys.exit(EXIT_INPUT_ERROR)
@@ -368,7 +370,12 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
     from contextlib import closing
 
     from ..evidence import BatchReport, iter_batch
+    from ..evidence.copyout import extraction_limits
 
+    try:
+        extraction_limits()
+    except ValueError as exc:
+        usage_error(str(exc))
     started, items, workers = time.perf_counter(), [], []
     with closing(iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover)) as batch:
         for item in batch:

@@ -8,15 +8,19 @@ Output order never depends on which worker finished first.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import stat
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file
+from ..sources.detect import detect_file, special_kind
 from ..sources.result import SourceError, internal_error
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
@@ -29,17 +33,30 @@ class Unit:
     evidence: str
     group: ArtefactGroup | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)     # met while planning (entries of a tree left out)
 
 
 def classify(path: str | Path) -> str:
-    """folder | zip | file (a BITS store or blob) | image; raises SourceError for anything else."""
+    """folder | zip | file (a BITS store or blob) | image; raises SourceError for anything else.
+
+    An input named by the user may be a link (it is followed); it must lead to a folder or a
+    regular file: a FIFO, socket or device is refused (reading it could block or never end).
+    """
     path = Path(path)
-    if not path.exists():
-        raise SourceError("no such file or directory")
-    if path.is_dir():
-        return "folder"
     try:
-        if path.stat().st_size == 0:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError("no such file or directory") from None
+    except PermissionError:
+        raise SourceError("permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"not a regular file or folder ({special_kind(st)}): not read")
+    try:
+        if st.st_size == 0:
             raise SourceError("empty file")
         if detect_file(path) is not InputKind.UNKNOWN:
             return "file"
@@ -90,7 +107,8 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
         from .archives import is_zip
         from .folders import walk_folder
 
-        groups, nested = walk_folder(given)
+        groups, nested, skipped = walk_folder(given)
+        first = len(units)
         for group in sorted(groups, key=ArtefactGroup.sort_key):
             units.append(Unit("group", group.evidence, group=group))
         for inner in nested:
@@ -98,6 +116,7 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
         if not groups and not nested:
             units.append(Unit("error", str(given), error="directory holds no BITS files (qmgr.db, qmgr0.dat, "
                                                          "qmgr1.dat), zip archives or disk images"))
+        units[first].warnings.extend(skipped)
     return units
 
 
@@ -111,12 +130,9 @@ def _file_group(path: str) -> ArtefactGroup:
 
 
 @contextmanager
-def private_workdir() -> Iterator[Path]:
-    """A 0700 temporary folder (under $TMPDIR, never beside the evidence), removed afterwards."""
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="bitsdb-evidence-"))
+def private_workdir(root: str | Path | None = None) -> Iterator[Path]:
+    """A 0700 temporary folder (in `root`, else under $TMPDIR; never beside the evidence), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="bitsdb-evidence-", dir=root))
     try:
         yield folder
     finally:
@@ -124,14 +140,15 @@ def private_workdir() -> Iterator[Path]:
 
 
 @contextmanager
-def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list[str]]]:
+def open_unit(unit: Unit, root: str | Path | None = None
+              ) -> Iterator[tuple[list[ArtefactGroup], list[str], list[str]]]:
     """The unit's groups with readable local copies; temporary copies live until the block ends."""
     if unit.kind == "group":
         yield [unit.group], [], []
     elif unit.kind == "file":
         yield [_file_group(unit.evidence)], [], []
     elif unit.kind in ("zip", "image"):
-        with private_workdir() as workdir:
+        with private_workdir(root) as workdir:
             if unit.kind == "zip":
                 from .archives import zip_groups as finder
             else:
@@ -141,15 +158,15 @@ def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list
         raise SourceError(unit.error or "unreadable")
 
 
-def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
-    """Read one unit (with carved historical records when `recover`); never raises."""
+def run_unit(unit: Unit, recover: bool = False, root: str | Path | None = None) -> ItemResult:
+    """Read one unit (with carved historical records when `recover`); never raises an Exception."""
     from .reading import read_group
 
     started = time.perf_counter()
     kind = unit.group.evidence_kind if unit.group else unit.kind
-    item = ItemResult(evidence=unit.evidence, evidence_kind=kind)
+    item = ItemResult(evidence=unit.evidence, evidence_kind=kind, warnings=list(unit.warnings))
     try:
-        with open_unit(unit) as (groups, warnings, volumes):
+        with open_unit(unit, root) as (groups, warnings, volumes):
             item.warnings.extend(warnings)
             item.volumes = volumes
             if not groups and unit.kind in ("zip", "image"):
@@ -194,44 +211,82 @@ def _context():
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
+def _worker_init() -> None:
+    """Worker processes leave signals to the main process: it stops them and removes the run's folder."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_workers(pool) -> None:
+    """End the pool's processes now (not after their current item) and wait until they are gone."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())     # the executor's own table
+    for process in processes:
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+
+
 def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
                progress: ProgressCallback | bool | None = None, workers_used: list | None = None,
                recover: bool = False) -> Iterator[ItemResult]:
-    """ItemResults in plan order as soon as each is ready (so output can stream); see run_batch."""
+    """ItemResults in plan order as soon as each is ready (so output can stream); see run_batch.
+
+    Copies out of zips and images live in one private folder of the run (0700, under $TMPDIR),
+    removed when the batch ends, however it ends (an interruption stops the worker processes first).
+    """
     jobs = default_jobs() if not jobs or jobs < 1 else jobs
     units = plan(paths)
     callback = _progress_callback(progress)
     workers = max(1, min(jobs, len(units)))
     if workers_used is not None:
         workers_used.append(workers)
-    if workers == 1:
-        for index, unit in enumerate(units):
-            item = run_unit(unit, recover)
-            if callback:
-                callback(index + 1, len(units), item)
-            yield item
-    else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed   # only when there are workers
-
-        ready: dict[int, ItemResult] = {}
-        next_index = 0
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-            futures = {pool.submit(run_unit, unit, recover): index for index, unit in enumerate(units)}
-            for done, future in enumerate(as_completed(futures), 1):
-                index = futures[future]
-                try:
-                    ready[index] = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker that died still gets its line
-                    unit = units[index]
-                    ready[index] = ItemResult(unit.evidence, unit.kind, failures=[
-                        f"{unit.evidence}: worker failed: {type(exc).__name__}: {exc}"])
+    root = Path(tempfile.mkdtemp(prefix="bitsdb-run-")) if any(u.kind in ("zip", "image") for u in units) else None
+    try:
+        if workers == 1:
+            for index, unit in enumerate(units):
+                item = run_unit(unit, recover, root)
                 if callback:
-                    callback(done, len(units), ready[index])
-                while next_index in ready:
-                    yield ready.pop(next_index)
-                    next_index += 1
-    if callback:
-        callback(-1, len(units), None)
+                    callback(index + 1, len(units), item)
+                yield item
+        else:
+            yield from _pooled(units, workers, recover, root, callback)
+    finally:
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+        if callback:
+            callback(-1, len(units), None)
+
+
+def _pooled(units: list[Unit], workers: int, recover: bool, root: Path | None,
+            callback: ProgressCallback | None) -> Iterator[ItemResult]:
+    from concurrent.futures import ProcessPoolExecutor, as_completed   # only when there are workers
+
+    ready: dict[int, ItemResult] = {}
+    next_index = 0
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_worker_init)
+    try:
+        futures = {pool.submit(run_unit, unit, recover, root): index for index, unit in enumerate(units)}
+        for done, future in enumerate(as_completed(futures), 1):
+            index = futures[future]
+            try:
+                ready[index] = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died still gets its line
+                unit = units[index]
+                ready[index] = ItemResult(unit.evidence, unit.kind, failures=[
+                    f"{unit.evidence}: worker failed: {type(exc).__name__}: {exc}"])
+            if callback:
+                callback(done, len(units), ready[index])
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+    except BaseException:
+        _stop_workers(pool)          # interrupted, or the consumer stopped early
+        raise
+    pool.shutdown(wait=True)
 
 
 def run_batch(paths: Iterable[str | Path], jobs: int | None = None,

@@ -45,6 +45,17 @@ def decoded(component: str) -> str:
     return unquote(component) if "%" in component else component
 
 
+#: A private copy's file name: what BITS names its files (qmgr.db, edb00001.log, edbres00002.jrs, qmgr.jfm).
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
+
+
+def copy_name(name: str) -> str | None:
+    """The name a container file's private copy gets: its own BITS name when that is a plain file name
+    (never a separator, `..` or control character, whatever percent-decoding gives), else None."""
+    name = decoded(name)
+    return name if _PLAIN_NAME.fullmatch(name) else None
+
+
 def downloader_index(parts: tuple[str, ...] | list[str]) -> int | None:
     """Index of the volume root's first component when `parts` (a folder) ends in a Downloader folder."""
     lowered = [decoded(p).lower() for p in parts]
