@@ -15,7 +15,7 @@ from typing import Iterable
 from ..formats.markers import InputKind
 from ..model import Job, Provenance
 from ..sources.detect import detect_bytes, plain_file, role_of, special_kind
-from ..sources.result import SourceError, SourceResult
+from ..sources.result import SourceError, SourceResult, unreadable
 from .history import History, Located, build_history
 from .scanner import DEFAULT_WINDOW, MarkerFamily, Scanner, ScanStats, ese_page_size
 
@@ -86,14 +86,8 @@ def carve_file(path: str | Path, *, families: Iterable[MarkerFamily] | None = No
                 provenance = Provenance(source_path=str(path), source_kind=source_kind, offset=carved.offset,
                                         recovered=True, recovered_from=result.recovered_from)
                 result.located.append(Located(carved=carved, provenance=provenance, rank=rank))
-    except FileNotFoundError:
-        raise SourceError("no such file or directory") from None
-    except PermissionError:
-        raise SourceError("permission denied") from None
-    except IsADirectoryError:
-        raise SourceError("is a directory") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
     for item in result.located:
         item.provenance.source_sha256 = scanner.stats.sha256
     return result

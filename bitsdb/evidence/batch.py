@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
 from ..sources.detect import detect_file, special_kind
-from ..sources.result import SourceError, internal_error
+from ..sources.result import SourceError, internal_error, unreadable
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
 ProgressCallback = Callable[[int, int, ItemResult], None]
@@ -45,12 +45,8 @@ def classify(path: str | Path) -> str:
     path = Path(path)
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        raise SourceError("no such file or directory") from None
-    except PermissionError:
-        raise SourceError("permission denied") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
     if stat.S_ISDIR(st.st_mode):
         return "folder"
     if not stat.S_ISREG(st.st_mode):
@@ -64,10 +60,8 @@ def classify(path: str | Path) -> str:
 
         if is_zip(path):
             return "zip"
-    except PermissionError:
-        raise SourceError("permission denied") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
     from .images import looks_like_image
 
     if looks_like_image(path):

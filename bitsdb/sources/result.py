@@ -24,6 +24,15 @@ class SourceError(Exception):
     """A source that cannot be read at all; the message is one line naming the problem."""
 
 
+def unreadable(exc: OSError) -> SourceError:
+    """The one-line SourceError for an OSError met opening or reading a source."""
+    for kind, text in ((FileNotFoundError, "no such file or directory"), (PermissionError, "permission denied"),
+                       (IsADirectoryError, "is a directory")):
+        if isinstance(exc, kind):
+            return SourceError(text)
+    return SourceError(f"cannot read ({exc.strerror or exc})")
+
+
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
