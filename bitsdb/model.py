@@ -396,6 +396,9 @@ class JobError(Record):
     unknown: dict[str, Any] = field(default_factory=dict)
     raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)
 
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
+
 
 @dataclass
 class Timer(Record):
@@ -446,6 +449,9 @@ class JobFile(Record):
     undecoded: bytes = b""
     provenance: Provenance | None = None
     raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
 
 
 @dataclass
@@ -499,6 +505,9 @@ class Job(Record):
     blob_size: int | None = None
     provenance: Provenance | None = None
     raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
 
     @property
     def is_upload(self) -> bool:

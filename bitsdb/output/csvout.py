@@ -9,6 +9,20 @@ from ..timeutil import filetime_to_ez
 from .base import RecordWriter
 
 
+class CsvRows:
+    """csv.writer whose rows stay rows: the csv module quotes a cell for the line terminator's
+    characters only, so a cell holding a bare CR (a folder name, a job string) would end the row
+    for every reader; such a row is written with every cell quoted (still plain CSV)."""
+
+    def __init__(self, stream) -> None:
+        self._minimal = csv.writer(stream, lineterminator="\n")
+        self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list) -> None:
+        quoted = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (self._quoted if quoted else self._minimal).writerow(row)
+
+
 def _name(value) -> str:
     if value is None:
         return ""
@@ -125,7 +139,7 @@ def finding_cells(findings) -> list[str]:
 class CsvWriter(RecordWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(self.stream, lineterminator="\n")
+        self._csv = CsvRows(self.stream)
         self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if findings_for else []))
 
     def _source(self, record_type, provenance):

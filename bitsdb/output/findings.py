@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from typing import IO
 
 from ..text import one_line
 from .base import WholeRecords
+from .csvout import CsvRows
+from .jsonout import dumps
 
 FINDING_FORMATS = ("table", "jsonl", "csv")
 CSV_COLUMNS = ("severity", "rule_id", "title", "attack", "job_id", "job_name", "explanation", "allowlisted",
@@ -20,7 +20,7 @@ class FindingWriter(WholeRecords):
         self.fmt = fmt
         self.csv = None
         if fmt == "csv":
-            self.csv = csv.writer(self.stream, lineterminator="\n")
+            self.csv = CsvRows(self.stream)
             self._whole(self.csv.writerow, CSV_COLUMNS)
         elif fmt == "table":
             self._whole(self.stream.write, f"{'SEVERITY':<9} {'RULE':<27} {'JOB':<10} {'NAME':<28} EXPLANATION\n")
@@ -30,7 +30,7 @@ class FindingWriter(WholeRecords):
 
     def _finding(self, finding) -> None:
         if self.fmt == "jsonl":
-            self.stream.write(json.dumps(finding.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+            self.stream.write(dumps(finding.to_dict(), sort_keys=True) + "\n")
             return
         prov = finding.provenance or {}
         if self.csv is not None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 
 from ..timeutil import filetime_to_ez
 from .base import EventWriter
-from .csvout import FILE_COLUMNS, JOB_COLUMNS, RAW_STRINGS_COLUMN, SOURCE_COLUMNS, raw_strings_cell, source_cells
+from .csvout import (
+    FILE_COLUMNS,
+    JOB_COLUMNS,
+    RAW_STRINGS_COLUMN,
+    SOURCE_COLUMNS,
+    CsvRows,
+    raw_strings_cell,
+    source_cells,
+)
 
 COLUMNS = ["Timestamp", "TimestampDescription", "Message", "DataType", "Tags", *SOURCE_COLUMNS[1:],
            *JOB_COLUMNS, *(c for c in FILE_COLUMNS if c != "FileIndex"), RAW_STRINGS_COLUMN]
@@ -15,7 +22,7 @@ COLUMNS = ["Timestamp", "TimestampDescription", "Message", "DataType", "Tags", *
 class TimelineCsvWriter(EventWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(self.stream, lineterminator="\n")
+        self._csv = CsvRows(self.stream)
         self._whole(self._csv.writerow, COLUMNS)
 
     def write_event(self, event):

@@ -6,13 +6,12 @@ instant as `timestamp` (µs since 1970); the full 100-ns FILETIME is kept in `fi
 
 from __future__ import annotations
 
-import csv
-import json
 
 from ..timeutil import filetime_to_datetime
 from .base import EventWriter
-from .csvout import raw_strings_cell
+from .csvout import CsvRows, raw_strings_cell
 from .flatten import flatten
+from .jsonout import dumps
 
 FILETIME_UNIX_EPOCH = 116444736000000000
 
@@ -39,7 +38,7 @@ def timesketch_record(event) -> dict:
 
 class TimesketchJsonlWriter(EventWriter):
     def write_event(self, event):
-        self.stream.write(json.dumps(timesketch_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.write(dumps(timesketch_record(event)) + "\n")
 
 
 #: The CSV keeps a fixed set of columns (a CSV has one header); JSONL carries every field.
@@ -54,7 +53,7 @@ CSV_COLUMNS = ("message", "datetime", "timestamp_desc", "timestamp", "data_type"
 class TimesketchCsvWriter(EventWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(self.stream, lineterminator="\n")
+        self._csv = CsvRows(self.stream)
         self._whole(self._csv.writerow, CSV_COLUMNS)
 
     def write_event(self, event):
