@@ -279,7 +279,7 @@ def bomb(path: Path, name: str, size: int, extra: dict[str, bytes] | None = None
 
 
 def test_a_zip_bomb_is_refused_and_the_rest_of_the_zip_is_read(tmp_path, private_tmp):
-    archive = bomb(tmp_path / "bomb.zip", "h1/" + "/".join(DOWNLOADER) + "/qmgr.db", 80 << 20,
+    archive = bomb(tmp_path / "bomb.zip", "h1/" + "/".join(DOWNLOADER) + "/qmgr.db", 300 << 20,
                    {"h2/" + "/".join(DOWNLOADER) + "/qmgr.db": DEMO_DB.read_bytes()})
     before = tree_state(tmp_path)
     status, out, err = run("parse", archive)
@@ -518,3 +518,27 @@ def test_an_interrupted_run_cleans_up_and_keeps_complete_records(tmp_path, priva
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)                     # no worker process outlives the run
     assert leftovers(private_tmp) == [] and tree_state(evidence) == before
+
+
+def test_files_an_image_library_would_open_beside_an_image_must_be_plain(tmp_path, private_tmp):
+    pytest.importorskip("dfvfs", reason="disk images need the optional extra: pip install 'bitsdb[images]'")
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "disk.E01").write_bytes(b"EVF\x09\x0d\x0a\xff\x00" + bytes(600))
+    os.mkfifo(split / "disk.E02")                    # the EWF library would open (and block on) this segment
+    vmdk = tmp_path / "vmdk"
+    vmdk.mkdir()
+    (vmdk / "disk.vmdk").write_text('# Disk DescriptorFile\nversion=1\nRW 2048 FLAT "../../../etc/passwd" 0\n')
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "disk.vmdk").write_text('# Disk DescriptorFile\nversion=1\nRW 2048 FLAT "disk-flat.vmdk" 0\n')
+    (linked / "disk-flat.vmdk").symlink_to("/etc/hostname")
+    before = tree_state(tmp_path)
+    done = run_process("parse", split / "disk.E01", vmdk / "disk.vmdk", linked / "disk.vmdk", tmpdir=private_tmp,
+                       timeout=60)
+    errors = error_lines(done.stderr.decode())
+    assert done.returncode == 1 and len(errors) == 3, done.stderr
+    assert "disk image not opened: disk.E02 beside it is a FIFO" in errors[0]
+    assert "names extent '../../../etc/passwd', not a file of its folder" in errors[1]
+    assert "disk-flat.vmdk beside it is a symbolic link" in errors[2]
+    assert tree_state(tmp_path) == before and leftovers(private_tmp) == []

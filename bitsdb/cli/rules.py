@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from .common import RULES, load_rules_or_exit
+from ..text import one_line
+from .common import RULES, load_rules_or_exit, say
 
 
 @click.group("rules")
@@ -44,9 +45,9 @@ def check_command(paths: tuple[str, ...]) -> None:
         try:
             ruleset = check_rule_file(path)
         except RuleError as exc:
-            click.echo(f"bitsdb: error: {exc}", err=True)
+            say(str(exc), "error")
             failed = True
             continue
-        click.echo(f"{path}: ok ({len(ruleset.rules)} rules, {len(ruleset.allowlist)} allow-list entries)")
+        click.echo(one_line(f"{path}: ok ({len(ruleset.rules)} rules, {len(ruleset.allowlist)} allow-list entries)"))
     if failed:
         sys.exit(1)
