@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
-from .sources.detect import detect_file
+from .sources.detect import detect_file, special_kind
 from .sources.result import SourceError, SourceResult, sha256_of
 from .text import repaired_path
 
@@ -65,7 +65,10 @@ def detect_kind(path: Path) -> InputKind:
     if path.is_dir():
         raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
     try:
-        if path.stat().st_size == 0:
+        st = path.stat()
+        if special_kind(st):
+            raise SourceError(f"not a regular file ({special_kind(st)}): not read")
+        if st.st_size == 0:
             raise SourceError("empty file")
         return detect_file(path)
     except PermissionError:

@@ -390,6 +390,11 @@ def test_inputs_named_on_the_command_line(tmp_path, private_tmp):
     assert done.stderr.decode().splitlines() == [f"bitsdb: error: {fifo}: not a regular file or folder (FIFO): not read"]
     done = run_process("carve", fifo, tmpdir=private_tmp, timeout=60)
     assert done.returncode == 1 and "FIFO" in done.stderr.decode()
+    import bitsdb
+    from bitsdb.sources.result import SourceError
+
+    with pytest.raises(SourceError, match=r"not a regular file \(FIFO\)"):
+        bitsdb.read(fifo)                             # the API never opens it either
 
 
 # ----------------------------------------------------------------------------- 4. output path

@@ -8,6 +8,7 @@ remote Last-Modified, each as mtime. Times are whole epoch seconds (FILETIME tru
 from __future__ import annotations
 
 from ..model import Job, JobFile
+from ..text import one_line
 from .base import RecordWriter
 
 FILETIME_UNIX_EPOCH = 116444736000000000
@@ -18,8 +19,9 @@ def epoch_seconds(filetime: int | None) -> int:
 
 
 def clean(text: str) -> str:
-    """mactime has no escaping: pipes and line breaks would break the columns."""
-    return text.replace("|", "!").replace("\r", " ").replace("\n", " ")
+    """mactime has no escaping: pipes would break the columns, and line breaks or terminal escapes the
+    lines mactime prints; control characters are shown escaped (bitsdb.text.one_line)."""
+    return one_line(text).replace("|", "!")
 
 
 class BodyfileWriter(RecordWriter):
