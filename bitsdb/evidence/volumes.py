@@ -119,6 +119,8 @@ def survey(image: str | Path) -> Survey:
     result = Survey(image=str(image), media_format=media.type_indicator)
     write = serializer.WriteSerialized
     partition_type = next((t for t in _STORAGE_TYPES_PREFERRED if t in volume_types), None)
+    if partition_type is None and not volume_types and _has_tsk_partitions(media, resolver):
+        partition_type = "TSK_PARTITION"        # MBR: no signature for dfvfs's analyzer, TSK reads it
     if partition_type is None:
         _add_volume(result, media, None, media_size, volume_types, write)
         if not result.targets[0].fs_spec and not any(t.kind == "snapshot" for t in result.targets):
@@ -142,6 +144,16 @@ def survey(image: str | Path) -> Survey:
         result.targets.append(Target("unpartitioned", "unpartitioned", None, None, write(media), media_size,
                                      tuple(gaps)))
     return result
+
+
+def _has_tsk_partitions(media, resolver) -> bool:
+    try:
+        import pytsk3
+        from dfvfs.lib.tsk_image import TSKFileSystemImage
+
+        return bool(pytsk3.Volume_Info(TSKFileSystemImage(resolver.Resolver.OpenFileObject(media))))
+    except Exception:  # noqa: BLE001 - not a partition table TSK knows
+        return False
 
 
 def _partitions(partition_type: str, media, factory) -> list[tuple[str, int, int]]:

@@ -1,0 +1,154 @@
+"""Carving whole disk images: deleted databases in unallocated clusters, records inside allocated files,
+every container format, range splits, and the same store both live and deleted.
+
+Fixtures are built here (mkntfs + ntfs-3g through FUSE, sfdisk, ewfacquirestream, qemu-img):
+p1 held a forged qmgr.db of 50 jobs that was deleted (its pages are only in unallocated clusters)
+and holds a pagefile.sys with one job record inside; p2 holds a live qmgr.db of 5 other jobs and a
+deleted copy of it. Tests skip with the reason when a tool is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bitsdb.forge.carving import job_bytes, job_id
+from bitsdb.forge.evidence import (
+    missing_tools,
+    ntfs_with_deleted,
+    numbered_jobs_spec,
+    partitioned_disk,
+    qemu_convert,
+    to_e01,
+)
+from bitsdb.forge.spec import forge
+
+pytest.importorskip("dfvfs", reason="disk images need the optional extra: pip install 'bitsdb[images]'")
+pytestmark = [pytest.mark.tool, pytest.mark.slow]
+
+PAGEFILE_OFFSET = 300_000
+CONTAINERS = ("disk.raw", "disk.E01", "disk.vmdk", "disk.vhdx", "disk.qcow2")
+
+
+def _runner() -> CliRunner:
+    return CliRunner(mix_stderr=False) if "mix_stderr" in CliRunner.__init__.__code__.co_varnames else CliRunner()
+
+
+def _cli():
+    from bitsdb.cli import cli
+
+    return cli
+
+
+@pytest.fixture(scope="module")
+def disks(tmp_path_factory) -> dict[str, Path]:
+    reason = missing_tools("mkntfs", "ntfs-3g", "sfdisk", "ewfacquirestream", "qemu-img")
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("carve-images")
+    (work / "old").mkdir()
+    (work / "live").mkdir()
+    old = forge(numbered_jobs_spec(50), work / "old" / "qmgr.db").database
+    live = forge(numbered_jobs_spec(5, first=100), work / "live" / "qmgr.db").database
+    pagefile = bytearray(1 << 20)
+    record = job_bytes(7)
+    pagefile[PAGEFILE_OFFSET:PAGEFILE_OFFSET + len(record)] = record
+    try:
+        p1 = ntfs_with_deleted(work / "p1.raw", 8, {"Users/Public/qmgr.db": old.read_bytes()},
+                               files={"pagefile.sys": bytes(pagefile)})
+        p2 = ntfs_with_deleted(work / "p2.raw", 8, {"Temp/copy/qmgr.db": live.read_bytes()}, live=live)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    out = {"disk.raw": partitioned_disk(work / "disk.raw", [p1, p2], "dos"), "p1.raw": p1}
+    out["disk.E01"] = to_e01(out["disk.raw"], work / "disk")
+    for fmt, sub, name in (("vmdk", "monolithicSparse", "disk.vmdk"), ("vhdx", "dynamic", "disk.vhdx"),
+                           ("qcow2", None, "disk.qcow2")):
+        out[name] = qemu_convert(out["disk.raw"], work / name, fmt, sub)
+    return out
+
+
+def _carve(*args: str) -> tuple[int, list[dict], str, str]:
+    result = _runner().invoke(_cli(), ["carve", "--no-progress", *args])
+    return result.exit_code, [json.loads(line) for line in result.stdout.splitlines()], result.stdout, result.stderr
+
+
+def test_deleted_database_is_found_in_unallocated_clusters_and_located(disks):
+    code, records, _, stderr = _carve(str(disks["disk.raw"]))
+    assert code == 0, stderr
+    jobs = [r for r in records if r["record_type"] == "job"]
+    deleted = [j for j in jobs if j["job_id"].startswith("11111111-") and int(j["job_id"][-12:]) < 50]
+    assert len(deleted) == 50
+    for job in deleted:
+        prov = job["provenance"]
+        assert (prov["container"], prov["partition"], prov["snapshot"]) == (str(disks["disk.raw"]), "p1", None)
+        assert prov["allocation"] == "unallocated" and prov["path_in_evidence"] is None
+        assert prov["source_path"] == f"{disks['disk.raw']}!p1" and prov["offset"] == prov["volume_offset"]
+    # the bytes really are at that volume offset: the record's own job id follows its marker
+    volume = disks["p1.raw"].read_bytes()
+    for job in deleted:
+        at = job["provenance"]["volume_offset"]
+        assert volume[at + 32:at + 48] == uuid.UUID(job["job_id"]).bytes_le
+    assert "p1, p2, unpartitioned" in stderr
+
+
+def test_record_inside_an_allocated_file_names_the_file(disks):
+    _, records, _, _ = _carve(str(disks["disk.raw"]))
+    [paged] = [r for r in records if r.get("job_id") == job_id(7)]
+    prov = paged["provenance"]
+    assert prov["allocation"] == "allocated file" and prov["path_in_evidence"] == "/pagefile.sys"
+    assert prov["offset"] == PAGEFILE_OFFSET and prov["source_path"] == f"{disks['disk.raw']}!p1/pagefile.sys"
+    assert prov["volume_offset"] != PAGEFILE_OFFSET
+
+
+def test_live_and_deleted_copies_are_one_record_with_both_places(disks):
+    _, records, _, _ = _carve(str(disks["disk.raw"]))
+    live = [r for r in records if r["record_type"] == "job" and r["provenance"]["partition"] == "p2"]
+    assert len(live) == 5
+    for job in live:
+        places = {(p["allocation"], p["path_in_evidence"]) for p in job["provenance"]["locations"]}
+        assert places == {("allocated file", "/ProgramData/Microsoft/Network/Downloader/qmgr.db"),
+                          ("unallocated", None)}
+        assert job["provenance"]["recovered_from"] == "db page"          # the live store's copy comes first
+
+
+@pytest.mark.parametrize("name", CONTAINERS[1:])
+def test_every_container_gives_the_raw_disks_records(disks, name):
+    code, _, raw_text, _ = _carve(str(disks["disk.raw"]))
+    code, records, text, stderr = _carve(str(disks[name]))
+    assert code == 0, stderr
+    assert len([r for r in records if r["record_type"] == "job"]) == 56
+    assert text.replace(str(disks[name]), "IMAGE") == raw_text.replace(str(disks["disk.raw"]), "IMAGE")
+
+
+def test_range_split_and_workers_do_not_change_a_byte(disks):
+    _, _, whole, _ = _carve("-j", "1", "--range-mib", "64", str(disks["disk.E01"]))
+    _, _, split, _ = _carve("-j", "2", "--range-mib", "1", str(disks["disk.E01"]))
+    assert whole and split == whole
+
+
+def test_parse_recover_on_an_image_adds_what_only_the_media_holds(disks):
+    result = _runner().invoke(_cli(), ["parse", "--recover", "--no-progress", str(disks["disk.vmdk"])])
+    assert result.exit_code == 0, result.stderr
+    jobs = [json.loads(line) for line in result.stdout.splitlines()]
+    live = [j for j in jobs if not j["provenance"]["recovered"]]
+    assert len(live) == 5 and {j["provenance"]["partition"] for j in live} == {"p2"}
+    for job in live:                       # its deleted copy is a place of the live record, not a new one
+        assert "unallocated" in {p["allocation"] for p in job["provenance"]["locations"]}
+    recovered = [j for j in jobs if j["provenance"]["recovered"] and j["record_type"] == "job"]
+    assert len(recovered) == 51 and {j["provenance"]["allocation"] for j in recovered} == {"unallocated",
+                                                                                         "allocated file"}
+
+
+def test_container_without_the_images_extra_is_a_one_line_error(disks):
+    code = ("import sys; sys.modules['dfvfs'] = None\n"
+            "from bitsdb.cli import main; sys.argv = ['bitsdb', 'carve', sys.argv[1]]; main()")
+    done = subprocess.run([sys.executable, "-c", code, str(disks["disk.E01"])], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (f"bitsdb: error: {disks['disk.E01']}: EWF (E01) image: carving reads the decoded disk, "
+                           "which needs the optional extra: pip install 'bitsdb[images]' (dfvfs)\n")
