@@ -1,10 +1,9 @@
 """Carving whole disk images: deleted databases in unallocated clusters, records inside allocated files,
 every container format, range splits, and the same store both live and deleted.
 
-Fixtures are built here (mkntfs + ntfs-3g through FUSE, sfdisk, ewfacquirestream, qemu-img):
-p1 held a forged qmgr.db of 50 jobs that was deleted (its pages are only in unallocated clusters)
-and holds a pagefile.sys with one job record inside; p2 holds a live qmgr.db of 5 other jobs and a
-deleted copy of it. Tests skip with the reason when a tool is missing.
+The disk (conftest.carve_disks, built in the test run): p1 held a forged qmgr.db of 50 jobs that
+was deleted (its pages are only in unallocated clusters) and holds a pagefile.sys with one job
+record inside; p2 holds a live qmgr.db of 5 other jobs and a deleted copy of it.
 """
 
 from __future__ import annotations
@@ -18,21 +17,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bitsdb.forge.carving import job_bytes, job_id
-from bitsdb.forge.evidence import (
-    missing_tools,
-    ntfs_with_deleted,
-    numbered_jobs_spec,
-    partitioned_disk,
-    qemu_convert,
-    to_e01,
-)
-from bitsdb.forge.spec import forge
+from bitsdb.forge.carving import job_id
 
 pytest.importorskip("dfvfs", reason="disk images need the optional extra: pip install 'bitsdb[images]'")
 pytestmark = [pytest.mark.tool, pytest.mark.slow]
 
-PAGEFILE_OFFSET = 300_000
+from conftest import PAGEFILE_OFFSET  # noqa: E402
+
 CONTAINERS = ("disk.raw", "disk.E01", "disk.vmdk", "disk.vhdx", "disk.qcow2")
 
 
@@ -47,30 +38,8 @@ def _cli():
 
 
 @pytest.fixture(scope="module")
-def disks(tmp_path_factory) -> dict[str, Path]:
-    reason = missing_tools("mkntfs", "ntfs-3g", "sfdisk", "ewfacquirestream", "qemu-img")
-    if reason:
-        pytest.skip(reason)
-    work = tmp_path_factory.mktemp("carve-images")
-    (work / "old").mkdir()
-    (work / "live").mkdir()
-    old = forge(numbered_jobs_spec(50), work / "old" / "qmgr.db").database
-    live = forge(numbered_jobs_spec(5, first=100), work / "live" / "qmgr.db").database
-    pagefile = bytearray(1 << 20)
-    record = job_bytes(7)
-    pagefile[PAGEFILE_OFFSET:PAGEFILE_OFFSET + len(record)] = record
-    try:
-        p1 = ntfs_with_deleted(work / "p1.raw", 8, {"Users/Public/qmgr.db": old.read_bytes()},
-                               files={"pagefile.sys": bytes(pagefile)})
-        p2 = ntfs_with_deleted(work / "p2.raw", 8, {"Temp/copy/qmgr.db": live.read_bytes()}, live=live)
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    out = {"disk.raw": partitioned_disk(work / "disk.raw", [p1, p2], "dos"), "p1.raw": p1}
-    out["disk.E01"] = to_e01(out["disk.raw"], work / "disk")
-    for fmt, sub, name in (("vmdk", "monolithicSparse", "disk.vmdk"), ("vhdx", "dynamic", "disk.vhdx"),
-                           ("qcow2", None, "disk.qcow2")):
-        out[name] = qemu_convert(out["disk.raw"], work / name, fmt, sub)
-    return out
+def disks(carve_disks) -> dict[str, Path]:
+    return carve_disks
 
 
 def _carve(*args: str) -> tuple[int, list[dict], str, str]:

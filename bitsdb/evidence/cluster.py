@@ -218,7 +218,7 @@ class DaskPool(Pool):
         except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a scheduler …
             raise PoolError(f"--scheduler {address}: cannot connect ({' '.join(str(exc).split())[:160]})") from None
         self.address = address
-        self._as_completed = as_completed([], with_results=False)
+        self._as_completed = as_completed([], loop=self._client.loop, with_results=False)
         self._keys: dict[str, int] = {}
         self._futures: dict[int, Any] = {}
         self._next = 0
