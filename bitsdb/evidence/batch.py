@@ -206,7 +206,13 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
             if callback:
                 callback(finished[0], len(units), item)
 
-        for index, unit in enumerate(units):
+        for indexes in _chunks(units, pool.workers):
+            if len(indexes) > 1:
+                chunk = [units[i] for i in indexes]
+                runner.submit(run_units, (chunk, recover), partial(_chunk_done, indexes, chunk, deliver))
+                continue
+            [index] = indexes
+            unit = units[index]
             carve = recover and unit.kind == "image"
             joiner = _ImageJoin(partial(deliver, index)) if carve else None
             runner.submit(run_unit, (unit, recover), partial(_unit_done, unit, joiner or partial(deliver, index)))
@@ -220,6 +226,42 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
             events.extend(pool.events())
     if callback:
         callback(-1, len(units), None)
+
+
+#: Cheap units (a collection's Downloader folder, a loose file) go to workers in chunks of at most
+#: this many, so that per-task costs (a round trip to a worker or a Dask scheduler) are paid per chunk.
+MAX_CHUNK = 16
+
+
+def _chunks(units: list[Unit], workers: int) -> Iterator[list[int]]:
+    """Unit indexes in plan order: runs of cheap units in chunks (at least 4 tasks per worker),
+    every zip or image alone."""
+    cheap = sum(unit.kind in ("group", "file") for unit in units)
+    size = max(1, min(MAX_CHUNK, cheap // (4 * max(workers, 1)))) if workers > 1 else 1
+    run: list[int] = []
+    for index, unit in enumerate(units):
+        if unit.kind in ("group", "file"):
+            run.append(index)
+            if len(run) == size:
+                yield run
+                run = []
+            continue
+        if run:
+            yield run
+            run = []
+        yield [index]
+    if run:
+        yield run
+
+
+def run_units(units: list[Unit], recover: bool = False) -> list[ItemResult]:
+    """Task: several cheap units, one after the other."""
+    return [run_unit(unit, recover) for unit in units]
+
+
+def _chunk_done(indexes: list[int], chunk: list[Unit], deliver, items, exc: BaseException | None) -> None:
+    for position, (index, unit) in enumerate(zip(indexes, chunk)):
+        _unit_done(unit, partial(deliver, index), items[position] if exc is None else None, exc)
 
 
 def _range(range_size: int | None) -> dict:

@@ -218,7 +218,8 @@ class DaskPool(Pool):
         except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a scheduler …
             raise PoolError(f"--scheduler {address}: cannot connect ({' '.join(str(exc).split())[:160]})") from None
         self.address = address
-        self._as_completed = as_completed([], loop=self._client.loop, with_results=False)
+        # with_results: results are fetched in the background as tasks finish, not one round trip each
+        self._as_completed = as_completed([], loop=self._client.loop, with_results=True, raise_errors=False)
         self._keys: dict[str, int] = {}
         self._futures: dict[int, Any] = {}
         self._next = 0
@@ -238,15 +239,15 @@ class DaskPool(Pool):
         return self._next
 
     def next_done(self) -> tuple[int, Any, BaseException | None]:
-        future = next(self._as_completed)
+        future, result = next(self._as_completed)
         task = self._keys.pop(future.key)
         self._futures.pop(task, None)
-        try:
-            result = future.result()
-        except Exception as exc:  # noqa: BLE001 - the task's failure, or KilledWorker
-            return task, None, _worker_failure(exc)
-        finally:
-            future.release()
+        status = future.status
+        future.release()
+        if status == "error":                       # result is (type, exception, traceback)
+            return task, None, _worker_failure(result[1])
+        if status == "cancelled" or isinstance(result, BaseException):
+            return task, None, RuntimeError(f"task cancelled by the cluster ({result})")
         return task, result, None
 
     def events(self) -> list[str]:
