@@ -19,6 +19,7 @@ from .common import (
     open_output,
     open_pool_or_exit,
     report_warning,
+    warn_relative,
 )
 
 
@@ -66,6 +67,7 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
     from ..sources.result import SourceError
 
     run = Run(debug)
+    warn_relative(paths, scheduler)
     stream = open_output(output, paths)
     writer = make_writer(fmt, stream)
     pool = None

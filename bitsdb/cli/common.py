@@ -109,6 +109,13 @@ def load_rules_or_exit(rule_paths: Iterable[str]):
         sys.exit(EXIT_USAGE)
 
 
+def warn_relative(paths: Iterable[str], scheduler: str | None) -> None:
+    """Cluster workers open evidence by path, each in its own working directory."""
+    if scheduler and any(not os.path.isabs(path) for path in paths):
+        click.echo("bitsdb: warning: --scheduler: relative paths are opened by each worker in its own working "
+                   "directory; give absolute paths on shared storage (docs/CLUSTER.md)", err=True)
+
+
 def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None = None):
     """The worker pool for a command; an unusable --scheduler ends the run (status 2, one line)."""
     from ..evidence.cluster import PoolError, open_pool
@@ -129,6 +136,7 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
     from ..evidence import BatchReport, iter_batch
     from ..evidence.cluster import PoolError
 
+    warn_relative(paths, scheduler)
     started, items, workers, events = time.perf_counter(), [], [], []
     batch = iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover,
                        scheduler=scheduler, events=events)
