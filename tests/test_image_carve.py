@@ -121,3 +121,24 @@ def test_container_without_the_images_extra_is_a_one_line_error(disks):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == (f"bitsdb: error: {disks['disk.E01']}: EWF (E01) image: carving reads the decoded disk, "
                            "which needs the optional extra: pip install 'bitsdb[images]' (dfvfs)\n")
+
+
+def test_shadow_copy_stores_are_scanned_where_they_differ():
+    """plaso's vsstest.qcow2: the current volume whole, each store only in the 16 KiB blocks it holds."""
+    from conftest import real_sample
+
+    from bitsdb.carve.ranges import merge_ranges
+    from bitsdb.evidence.volumes import VSS_BLOCK, scan_target_range, survey
+
+    image = real_sample("plaso", "vsstest.qcow2")
+    found = survey(image)
+    assert found.media_format == "QCOW" and found.warnings == []
+    assert [(t.label, t.kind, t.snapshot) for t in found.targets] == [
+        ("volume", "volume", None), ("vss1", "snapshot", "vss1"), ("vss2", "snapshot", "vss2")]
+    volume, *stores = found.targets
+    assert volume.regions == ((0, volume.size),)
+    for store in stores:
+        assert store.fs_spec and 0 < store.scanned_bytes < volume.size // 100
+        assert all((stop - start) % VSS_BLOCK == 0 for start, stop in store.regions)
+        start, stop = store.regions[0]
+        assert merge_ranges([scan_target_range(store, start, stop)]) == []     # no BITS data in this image

@@ -7,7 +7,6 @@ Output order never depends on which worker finished first.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from typing import Callable, Iterable, Iterator
 from ..formats.markers import InputKind
 from ..sources.detect import detect_file
 from ..sources.result import SourceError, internal_error
-from .cluster import default_jobs
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
 ProgressCallback = Callable[[int, int, ItemResult], None]

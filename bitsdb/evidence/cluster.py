@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..sources.result import SourceError
 
 CLUSTER_HINT = "--scheduler needs the optional extra: pip install 'bitsdb[cluster]' (dask.distributed)"
 #: A task that has killed this many worker processes is failed, not tried again (a crafted input
