@@ -13,7 +13,8 @@ pseudo-random and zero) with RECORDS job/file records at known offsets, and an E
   e01 j1/j2  the same through the E01 container
 
 Numbers are medians of RUNS, also given as ratios to the reference measured in the same run (this
-2-core machine is shared and drifts). Peak RSS is the largest process (memory must not grow with
+2-core machine is shared and drifts), and as MiB per CPU-second of the carve processes (which other
+load on the machine hardly changes). Peak RSS is the largest process (memory must not grow with
 the image). Every planted record must be found in every run.
 """
 
@@ -76,14 +77,15 @@ def carve(path: Path, jobs: int, pin: bool) -> dict:
             "-o", str(out), str(path)]
     if pin:
         args = ["taskset", "-c", "0", *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(args, check=True, stderr=subprocess.DEVNULL, cwd=ROOT)
     wall = time.perf_counter() - start
-    peak = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     records = sum(1 for _ in out.open())
     out.unlink()
-    return {"wall": wall, "peak_mib": peak / 1024, "records": records}
+    return {"wall": wall, "cpu": cpu, "peak_mib": max(before.ru_maxrss, after.ru_maxrss) / 1024, "records": records}
 
 
 def main() -> None:
@@ -100,6 +102,7 @@ def main() -> None:
     cases = {"plain": (volume, 1, True), "raw j1": (disk, 1, True), "raw j2": (disk, 2, False),
              "e01 j1": (e01, 1, True), "e01 j2": (e01, 2, False)}
     walls: dict[str, list[float]] = {name: [] for name in ["reference", *cases]}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
     peaks: dict[str, float] = {}
     for _ in range(args.runs):
         read = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", READER, str(disk)], check=True,
@@ -110,17 +113,26 @@ def main() -> None:
             if result["records"] < planted:
                 raise SystemExit(f"{name}: {result['records']} records, {planted} planted")
             walls[name].append(result["wall"])
+            cpus[name].append(result["cpu"])
             peaks[name] = max(peaks.get(name, 0.0), result["peak_mib"])
     median = {name: statistics.median(values) for name, values in walls.items()}
     speed = {name: size / wall for name, wall in median.items()}
+    cpu = {name: statistics.median(values) for name, values in cpus.items()}
     for name in walls:
-        extra = f"  peak RSS {peaks[name]:5.0f} MiB" if name in peaks else ""
+        extra = (f"  CPU {cpu[name]:5.2f} s = {size / cpu[name]:6.1f} MiB per CPU-second  peak RSS {peaks[name]:4.0f} MiB"
+                 if name in peaks else "")
         print(f"{name:10s} median {median[name]:6.2f} s  {speed[name]:7.1f} MiB/s  "
               f"= {speed[name] / speed['reference']:.2f} x reference{extra}   runs {[round(w, 2) for w in walls[name]]}")
     print(json.dumps({"scaling_raw_2_workers": round(median["raw j1"] / median["raw j2"], 2),
                       "scaling_e01_2_workers": round(median["e01 j1"] / median["e01 j2"], 2),
                       "e01_vs_raw_one_core": round(median["raw j1"] / median["e01 j1"], 2),
-                      "raw_one_core_mib_s": round(speed["raw j1"], 1)}))
+                      "raw_one_core_mib_s": round(speed["raw j1"], 1),
+                      "raw_mib_per_cpu_second": round(size / cpu["raw j1"], 1),
+                      "e01_mib_per_cpu_second": round(size / cpu["e01 j1"], 1),
+                      # CPU spent by 2 workers vs 1 on the same work: 2 x this bounds the wall-clock
+                      # speed-up on 2 idle cores (the part of scaling that the split itself costs)
+                      "cpu_efficiency_raw_2_workers": round(cpu["raw j1"] / cpu["raw j2"], 2),
+                      "cpu_efficiency_e01_2_workers": round(cpu["e01 j1"] / cpu["e01 j2"], 2)}))
 
 
 if __name__ == "__main__":
