@@ -546,4 +546,6 @@ def test_files_an_image_library_would_open_beside_an_image_must_be_plain(tmp_pat
     assert "disk image not opened: disk.E02 beside it is a FIFO" in errors[0]
     assert "names extent '../../../etc/passwd', not a file of its folder" in errors[1]
     assert "disk-flat.vmdk beside it is a symbolic link" in errors[2]
+    done = run_process("carve", split / "disk.E01", tmpdir=private_tmp, timeout=60)       # carving opens it too
+    assert done.returncode == 1 and "disk.E02 beside it is a FIFO" in done.stderr.decode()
     assert tree_state(tmp_path) == before and leftovers(private_tmp) == []

@@ -14,6 +14,7 @@ No format knowledge lives here; commands call the domain packages' plain functio
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -37,6 +38,10 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
 PROGRESS = click.option("--progress/--no-progress", default=None,
                         help="Progress line and closing summary on stderr (default: progress only when stderr "
                              "is a terminal).")
+SCHEDULER = click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                         help="Run the work on this Dask scheduler's workers instead of local processes "
+                              "(needs the 'cluster' extra; workers read evidence at the same paths: "
+                              "docs/CLUSTER.md).")
 RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
                      help="Extra rule file or folder of .yaml files (repeatable); may add rules, lists and "
                           "allow-list entries.")
@@ -356,10 +361,27 @@ def load_rules_or_exit(rule_paths: Iterable[str]):
         usage_error(str(exc))
 
 
+def warn_relative(paths: Iterable[str], scheduler: str | None) -> None:
+    """Cluster workers open evidence by path, each in its own working directory."""
+    if scheduler and any(not os.path.isabs(path) for path in paths):
+        say("--scheduler: relative paths are opened by each worker in its own working directory; give "
+            "absolute paths on shared storage (docs/CLUSTER.md)", "warning")
+
+
+def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None = None):
+    """The worker pool for a command; an unusable --scheduler ends the run (status 2, one line)."""
+    from ..evidence.cluster import PoolError, open_pool
+
+    try:
+        return open_pool(jobs, scheduler, tasks)
+    except PoolError as exc:
+        usage_error(str(exc))
+
+
 # ----------------------------------------------------------------------------- reading and writing
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None) -> Iterator:
+                     progress: bool | None = None, scheduler: str | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal.
 
@@ -370,30 +392,43 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
     from contextlib import closing
 
     from ..evidence import BatchReport, iter_batch
+    from ..evidence.cluster import PoolError
     from ..evidence.copyout import extraction_limits
 
     try:
         extraction_limits()
     except ValueError as exc:
         usage_error(str(exc))
-    started, items, workers = time.perf_counter(), [], []
-    with closing(iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover)) as batch:
-        for item in batch:
-            for warning in item.warnings:
-                say(warning, "warning")
-            for result in item.results:
-                for warning in result.warnings:
-                    report_warning(result.path, warning)
-                yield result.path, result
-            for failure in item.failures:
-                run.fail_line(failure)
-            item.results = []            # written: the summary only needs the counts
-            items.append(item)
-    several = len(items) > 1
-    if progress or (several and (run.failures or (progress is None and sys.stderr.isatty()))):
-        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started)
+    warn_relative(paths, scheduler)
+    started, items, workers, events = time.perf_counter(), [], [], []
+    with closing(iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover,
+                            scheduler=scheduler, events=events)) as batch:
+        try:
+            first = next(batch, None)
+        except PoolError as exc:
+            usage_error(str(exc))
+        yield from _items(itertools.chain([first] if first is not None else [], batch), run, items)
+    chatty = progress if progress is not None else sys.stderr.isatty()
+    if progress or events or (len(items) > 1 and (run.failures or chatty)):
+        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started,
+                             events=events)
         for line in report.summary_lines():
             click.echo(one_line(line), err=True)
+
+
+def _items(batch, run: Run, items: list) -> Iterator:
+    """Report each item's problems and hand on its results (then drop them: the summary needs counts)."""
+    for item in batch:
+        for warning in item.warnings:
+            say(warning, "warning")
+        for result in item.results:
+            for warning in result.warnings:
+                report_warning(result.path, warning)
+            yield result.path, result
+        for failure in item.failures:
+            run.fail_line(failure)
+        item.results = []            # written: the summary only needs the counts
+        items.append(item)
 
 
 def write_records(source: str, writer, run: Run, jobs, orphan_files) -> None:
