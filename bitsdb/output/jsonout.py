@@ -22,6 +22,8 @@ def _escape_line_end(match: re.Match) -> str:
 
 
 def one_line_json(text: str) -> str:
+    if text.isascii():                      # O(1) in CPython: most records never reach the search
+        return text
     return _LINE_ENDS.sub(_escape_line_end, text) if _LINE_ENDS.search(text) else text
 
 
