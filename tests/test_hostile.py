@@ -390,6 +390,17 @@ def test_inputs_named_on_the_command_line(tmp_path, private_tmp):
     assert done.stderr.decode().splitlines() == [f"bitsdb: error: {fifo}: not a regular file or folder (FIFO): not read"]
     done = run_process("carve", fifo, tmpdir=private_tmp, timeout=60)
     assert done.returncode == 1 and "FIFO" in done.stderr.decode()
+    beside = tmp_path / "named"
+    beside.mkdir()
+    (beside / "qmgr.db").write_bytes(DEMO_DB.read_bytes())
+    (beside / "edb.log").symlink_to(tmp_path / "outside.log")      # a log beside a named database: not read
+    (tmp_path / "outside.log").write_bytes(b"x" * 4096)
+    for command in (("parse", "--recover", beside / "qmgr.db"), ("carve", beside)):
+        done = run_process(*command, tmpdir=private_tmp, timeout=60)
+        warnings = [line for line in done.stderr.decode().splitlines() if "edb.log" in line]
+        assert done.returncode == 0 and warnings == [f"bitsdb: warning: {beside / 'edb.log'}: symbolic link not "
+                                                     "followed or opened (evidence links and special files are "
+                                                     "skipped)"], done.stderr
     import bitsdb
     from bitsdb.sources.result import SourceError
 

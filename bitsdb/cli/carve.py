@@ -87,6 +87,7 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
                         pool = open_pool_or_exit(jobs, scheduler)
                     located = _carve_image(given, pool, range_mib << 20, progress, run)
                 else:
+                    _report_skipped(given)
                     located = _carve_files(given, carve_inputs(given), window_mib << 20, not no_hash, run)
                 if located is not None:
                     _write(given, located, writer, all_records, run)
@@ -100,6 +101,17 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
         pool.close()
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def _report_skipped(given: str) -> None:
+    """A folder's links and special files are never carved; each one left out is said (as parse does)."""
+    from pathlib import Path
+
+    from ..evidence.folders import walk_tree
+
+    if Path(given).is_dir():
+        for line in walk_tree(Path(given))[1]:
+            say(line, "warning")
 
 
 def _carve_files(given: str, inputs: list, window: int, hash_input: bool, run: Run):

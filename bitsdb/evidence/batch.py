@@ -81,7 +81,8 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
             units.append(Unit("error", str(given), error=str(exc)))
             continue
         if kind == "file" and Path(given).name.lower() not in ("qmgr0.dat", "qmgr1.dat"):
-            units.append(Unit("group", str(given), group=_file_group(str(given))))
+            units.append(Unit("group", str(given), group=_file_group(str(given)),
+                              warnings=_special_companions(Path(given))))
             continue
         if kind == "file":
             folder = Path(given).resolve().parent
@@ -112,6 +113,20 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
                                                          "qmgr1.dat), zip archives or disk images"))
         units[first].warnings.extend(skipped)
     return units
+
+
+def _special_companions(path: Path) -> list[str]:
+    """ESE logs beside a named database that are links or special files: never read (--recover), said."""
+    from ..sources.detect import role_of
+
+    try:
+        with os.scandir(path.parent) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        return [f"{entry.path}: {special_kind(entry.stat(follow_symlinks=False))} not followed or opened "
+                f"(evidence links and special files are skipped)" for entry in entries
+                if role_of(entry.name) == "companion" and special_kind(entry.stat(follow_symlinks=False))]
+    except OSError:
+        return []
 
 
 def _file_group(path: str) -> ArtefactGroup:
