@@ -80,7 +80,7 @@ def test_scan_gives_one_verdict_per_job_in_every_format(store):
     assert len(records) == 3 and {r["record_type"] for r in records} == {"verdict"}
     bad = next(r for r in records if r["subject"]["job_name"] == "bits")
     assert bad["severity"] == "high" and bad["confidence"] == "high" and bad["as_of"]
-    assert {h["rule_id"] for h in bad["hits"]} >= {"tool-creator", "remote-ip-host", "payload-drop", "privileged-owner"}
+    assert {h["rule_id"] for h in bad["hits"]} >= {"tool-creator", "remote-ip-host", "payload-drop"}
     assert bad["subject"]["provenance"]["table"] == "Jobs" and bad["reasons"][0]["source"].startswith("combine:")
     ok = next(r for r in records if r["subject"]["job_name"].startswith("Mozilla"))
     assert ok["allowlist"]["entry"] == "Mozilla Firefox / Thunderbird update" and ok["severity"] == "info"
@@ -123,7 +123,8 @@ def test_allowlist_option_adds_site_entries_and_rejects_bad_ones(tmp_path, store
     assert verdicts["bits"]["severity"] == "info" and "tool-creator" in verdicts["bits"]["allowlist"]["lowered"]
     broad = tmp_path / "broad.yaml"
     broad.write_text("allowlist:\n  - name: Too broad\n    source: s\n    creator: ['c:\\program files\\x\\x.exe']\n"
-                     "    owner: [user]\n    hosts: ['*.googleapis.com']\n    destinations: ['c:\\program files\\x\\*']\n")
+                     "    owner: [user]\n    hosts: ['*.googleapis.com']\n"
+                     "    destinations: ['c:\\program files\\x\\*']\n")
     result = runner.invoke(scan_command, ["--allowlist", str(broad), str(store)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     error = [line for line in result.output.splitlines() if line.startswith("bitsdb: error:")]

@@ -171,18 +171,20 @@ def _entry(**overrides) -> str:
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("allowlist:\n  - name: x\n    source: s\n    job_name: ['Chrome Component Updater']\n", "never the job name alone"),
+    ("allowlist:\n  - name: x\n    source: s\n    job_name: ['Chrome Component Updater']\n",
+     "never the job name alone"),
     (_entry(hosts="'*.googleapis.com'"), "storage.googleapis.com, which serves anyone's content"),
     (_entry(hosts="onedrive.live.com"), "serves anyone's content"),
     (_entry(hosts="'*.live.com'"), "serves anyone's content"),
     (_entry(hosts="'*.microsoft.com'"), "parent domain of many unrelated services"),
     (_entry(hosts="raw.githubusercontent.com"), "serves anyone's content"),
     (_entry(hosts="'dl.*.com'"), "neither a host name"),
-    (_entry(creator="*\\upd.exe"), "absolute path naming a folder"),
-    (_entry(dest="*"), "absolute path naming a folder"),
+    (_entry(creator="*\\upd.exe"), "absolute path naming at least one folder"),
+    (_entry(dest="*"), "absolute path naming at least one folder"),
     (_entry(owner="everyone"), "is not a SID"),
-    (_entry(hosts="intranet", dest=r"c:\users\*\appdata\*"), "'intranet' hosts are accepted only"),
-    (_entry(creator=r"c:\users\*\appdata\local\contoso\upd.exe", hosts="intranet"), "'intranet' hosts are accepted only"),
+    (_entry(hosts="site", dest=r"c:\users\*\appdata\*"), "'site' hosts are accepted only"),
+    (_entry(creator=r"c:\users\*\appdata\local\contoso\upd.exe", hosts="site"), "'site' hosts are accepted only"),
+    (_entry(hosts="intranet"), "neither a host name"),
     (_entry() + "    colour: red\n", "unknown key 'colour'"),
 ])
 def test_allowlist_entries_attackers_could_satisfy_are_refused(tmp_path, text, fragment):
@@ -304,7 +306,8 @@ def test_bitsadmin_with_any_notify_is_high_even_if_the_notify_is_documented():
 # ------------------------------------------------------------------ allow-list behaviour
 
 
-FIREFOX = {"display_name": "MozillaUpdate 308046B0AF4A39CB", "creator_image": r"C:\Program Files\Mozilla Firefox\firefox.exe"}
+FIREFOX = {"display_name": "MozillaUpdate 308046B0AF4A39CB",
+           "creator_image": r"C:\Program Files\Mozilla Firefox\firefox.exe"}
 MAR = {"local_name": r"C:\ProgramData\Mozilla-1de4eec8-1241-4177-a864-e594e8d1fb38\updates\1\updates\0\update.mar",
        "remote_name": "https://download-installer.cdn.mozilla.net/pub/firefox/releases/110.0/update/x.mar"}
 
@@ -317,9 +320,9 @@ def test_allowlist_lowers_but_never_a_shell_notify_or_a_system_folder_drop(tmp_p
     # a site entry broad enough to cover a Startup folder still cannot lower the drop into it
     site = _write(tmp_path, _entry(creator=r"c:\program files\contoso\upd.exe", owner="user", dest=r"c:\users\*"))
     rules = load_rules(allowlists=[site])
+    startup_folder = r"C:\Users\bob\AppData\Roaming\Microsoft\Windows\Start Menu\Programs\Startup"
     startup = build_job({"creator_image": r"C:\Program Files\Contoso\upd.exe"},
-                        [{"remote_name": "https://dl.contoso.com/a.exe",
-                          "local_name": r"C:\Users\bob\AppData\Roaming\Microsoft\Windows\Start Menu\Programs\Startup\a.exe"}],
+                        [{"remote_name": "https://dl.contoso.com/a.exe", "local_name": startup_folder + r"\a.exe"}],
                         "a3")
     verdict = rules.assess(startup)
     assert verdict.allowlist["entry"] == "Contoso" and verdict.severity == "high"
@@ -366,6 +369,59 @@ def test_legacy_records_match_on_name_owner_hosts_and_destinations_together():
                                                        "l2"), creator_image=None, http_method=None, marker=None))
     verdict = assess(other)
     assert verdict.allowlist is None and verdict.severity in ("medium", "high")
+
+
+def test_site_hosted_services_match_the_sites_own_servers_unverified():
+    ccm = {**SYSTEM, "display_name": "CCMDTS Job", "creator_image": r"C:\Windows\CCM\CcmExec.exe"}
+    dp = [{"remote_name": "http://cmdp01.corp.contoso.com/SMS_DP_SMSPKG$/CON00042/setup.exe",
+           "local_name": r"C:\Windows\ccmcache\1a\setup.exe"}]
+    verdict = assess(build_job(ccm, dp, "s1"))
+    assert verdict.allowlist["entry"].startswith("Microsoft Configuration Manager") and verdict.allowlist["site_hosts"]
+    assert verdict.severity == "info" and verdict.confidence == "medium"
+    upload = assess(build_job({**ccm, "type": "UPLOAD"},
+                              [{"remote_name": "http://cmmp01.corp.contoso.com/CCM_Incoming/{5B1C4E2F}",
+                                "local_name": r"C:\Windows\CCM\ServiceData\Messaging\x.sic"}], "s2"))
+    assert upload.allowlist and upload.severity == "low"                 # upload-job lowered two levels
+    for remote in ("http://203.0.113.50/SMS_DP_SMSPKG$/a.exe", "https://dp.blob.core.windows.net/c/a.exe",
+                   "http://sccm.microsoft.com.evil.top/a.exe"):
+        other = assess(build_job(ccm, [dict(dp[0], remote_name=remote)], "s3"))
+        assert other.allowlist is None, remote                           # public IPs, user content, look-alikes
+    elsewhere = assess(build_job(ccm, [dict(dp[0], local_name=r"C:\Users\Public\setup.exe")], "s4"))
+    assert any(h.rule_id == "updater-foreign-host" for h in elsewhere.hits) and elsewhere.severity == "medium"
+
+
+def test_lookalike_hosts_of_vendor_domains():
+    gu = {**SYSTEM, "creator_image": r"C:\Program Files (x86)\Google\Update\GoogleUpdate.exe"}
+    spoof = assess(build_job(gu, [{"remote_name": "https://dl.google.com.update-cdn.net/GoogleUpdateSetup.exe",
+                                   "local_name": r"C:\Program Files (x86)\Google\Update\Download\x.exe"}], "k1"))
+    hit = next(h for h in spoof.hits if h.rule_id == "remote-lookalike-host")
+    assert hit.severity == "critical" and "google.com" in hit.summary
+    for host in ("officecdn.microsoft.com.edgesuite.net", "www.google.com.au", "dl.google.com"):
+        job = build_job({}, [{"remote_name": f"https://{host}/x.cab"}], "k2")
+        assert not any(h.rule_id == "remote-lookalike-host" for h in assess(job).hits), host
+
+
+def test_executable_code_planted_in_program_folders():
+    plant = build_job({**SYSTEM, "creator_image": r"C:\Windows\System32\bitsadmin.exe"},
+                      [{"remote_name": "https://cdn.example.net/MpClient.dll",
+                        "local_name": r"C:\ProgramData\Microsoft\Windows Defender\Platform\4.18.1-0\MpClient.dll"}],
+                      "pa1")
+    hit = next(h for h in assess(plant).hits if h.rule_id == "payload-in-admin-folder")
+    assert hit.severity == "critical"
+    update = build_job({**SYSTEM, "creator_image": r"C:\Program Files\Contoso\Updater\ContosoUpdate.exe"},
+                       [{"local_name": r"C:\Program Files\Contoso\x.dll"}], "pa2")
+    assert not any(h.rule_id == "payload-in-admin-folder" for h in assess(update).hits)
+
+
+def test_a_site_entry_lowers_what_the_record_alone_cannot_tell_from_lateral_tool_transfer(tmp_path):
+    job = build_job({**SYSTEM, "display_name": "BITS Transfer", "priority": "FOREGROUND",
+                     "creator_image": r"C:\Windows\SysWOW64\WindowsPowerShell\v1.0\powershell.exe"},
+                    [{"remote_name": r"\\fs01.corp.contoso.com\Packages$\VPN\vpn.msi",
+                      "local_name": r"C:\ProgramData\Contoso\Packages\VPN\vpn.msi"}], "it1")
+    assert assess(job).severity in ("medium", "high")
+    site = _write(tmp_path, _entry(creator=r"c:\windows\syswow64\windowspowershell\v1.0\powershell.exe",
+                                   hosts="fs01.corp.contoso.com", dest=r"c:\programdata\contoso\packages\*"))
+    assert load_rules(allowlists=[site]).assess(job).severity in ("info", "low")
 
 
 # ------------------------------------------------------------------ damaged records

@@ -289,7 +289,8 @@ def render() -> str:
     lines += _table(rows, ["Rule", "Facet", "Severity", "Allow-list", "ATT&CK", "Title"]) + ["", "## Rules", ""]
     for rule in ruleset.rules:
         lowering = {"keep": "; allow-listing never lowers it",
-                    "documented-notify": "; lowered only by a documented Windows notify command"}.get(rule.allowlisted, "")
+                    "documented-notify": "; lowered only by a documented Windows notify command"}
+        lowering = lowering.get(rule.allowlisted, "")
         lines += [f"### {rule.id}", "", f"**{rule.title}** — facet `{rule.facet}`, severity `{rule.severity}`, "
                   "ATT&CK " + ", ".join(f"`{a}`" for a in rule.attack) + lowering, "", rule.description, ""]
         body = {"when": raw_rules[rule.id]["when"]}

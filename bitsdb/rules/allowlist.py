@@ -15,8 +15,11 @@ user-writable folder, but not the contents of admin-only folders, so:
   through a listed job name together with the owner, hosts and destinations of every file;
 * hosts are exact names or `*.domain` (listed subdomains). A host or domain that serves
   anyone's content (USER_CONTENT_LISTS), and a wildcard over a broad parent domain
-  (`$broad_domains`), are refused when the file loads; `intranet` (private addresses,
-  single-label names) is accepted only with admin-only creators and destinations;
+  (`$broad_domains`), are refused when the file loads; `site` (the site's own servers, for
+  products whose servers each site runs: WSUS, ConfigMgr) is accepted only when every creator
+  and destination is admin-only, and matches a private address, an intranet name or any
+  other domain name that serves no one else's content and imitates no vendor host, never a
+  public IP address;
 * job names never count on their own.
 
 A match lowers rule hits; `notify_commands` lists the only notify commands (exact program
@@ -41,7 +44,7 @@ NOTIFY_KEYS = ("name", "source", "program", "parameters", "owner")
 OWNER_TOKENS = {"system": "S-1-5-18", "local_service": "S-1-5-19", "network_service": "S-1-5-20",
                 "user": "S-1-5-21-*"}
 JOB_TYPES = ("DOWNLOAD", "UPLOAD", "UPLOAD_REPLY")
-INTRANET = "intranet"
+SITE = "site"
 #: Named lists (builtin.yaml) of hosts that serve anyone's content: never trusted by an entry.
 USER_CONTENT_LISTS = ("paste_sites", "file_sharing_hosts", "image_hosts", "code_hosting_hosts", "cloud_storage_hosts",
                       "dynamic_dns")
@@ -61,11 +64,12 @@ class Check:
     matched: bool
     files_known: bool = True
     why: str = ""
+    site_hosts: bool = False        # some host matched only as one of the site's own servers (unverified)
 
     def to_dict(self) -> dict[str, Any]:
         return {"entry": self.entry.name, "scope": self.entry.scope, "matched": self.matched,
-                "files_known": self.files_known, "facts": dict(self.facts), "why": self.why,
-                "source": self.entry.source}
+                "files_known": self.files_known, "site_hosts": self.site_hosts, "facts": dict(self.facts),
+                "why": self.why, "source": self.entry.source}
 
 
 @dataclass
@@ -73,7 +77,7 @@ class AllowEntry:
     name: str
     source: str                   # where the vendor behaviour is documented
     owner: list[str]              # SID globs
-    hosts: list[str]              # exact hosts, *.domain, or intranet
+    hosts: list[str]              # exact hosts, *.domain, or site
     destinations: list[str]       # globs over normalised local paths
     creator: list[str] = field(default_factory=list)        # globs over normalised creator images
     job_name: list[str] = field(default_factory=list)       # globs (case-insensitive); empty: any
@@ -93,11 +97,12 @@ class AllowEntry:
     def owner_matches(self, owner: str | None) -> bool:
         return bool(owner) and any(fnmatchcase(owner.upper(), pattern.upper()) for pattern in self.owner)
 
-    def host_matches(self, view: View) -> bool:
+    def listed_host(self, view: View) -> bool:
         host = view.get("files.remote_host")
-        if any(h == INTRANET for h in self.hosts) and view.get("files.remote_host_intranet"):
-            return True
-        return any(paths.host_matches(host, pattern) for pattern in self.hosts if pattern != INTRANET)
+        return any(paths.host_matches(host, pattern) for pattern in self.hosts if pattern != SITE)
+
+    def host_matches(self, view: View) -> bool:
+        return self.listed_host(view) or (SITE in self.hosts and site_host(view))
 
     def destination_matches(self, view: View) -> bool:
         local = view.get("files.local_name")
@@ -128,8 +133,10 @@ class AllowEntry:
         facts["type"] = MATCH if (job.get("type") or "DOWNLOAD") in self.types else MISMATCH
         if self.job_name:
             facts["job_name"] = MATCH if self._name_in(job.get("display_name"), self.job_name) else MISMATCH
+        site_only = False
         if files:
             facts["hosts"] = MATCH if all(self.host_matches(f) for f in files) else MISMATCH
+            site_only = facts["hosts"] == MATCH and not all(self.listed_host(f) for f in files)
             facts["destinations"] = MATCH if all(self.destination_matches(f) for f in files) else MISMATCH
         else:
             facts["hosts"] = facts["destinations"] = UNKNOWN
@@ -142,20 +149,23 @@ class AllowEntry:
             matched = all(facts[k] == MATCH for k in needed)
             why = "no creator image: matched on job name, owner, hosts and destinations together" if matched \
                 else "no creator image, and not every one of job name, owner, hosts, destinations matches"
-            return Check(self, facts, matched, bool(files), why)
+            return Check(self, facts, matched, bool(files), why, site_only)
         if not self.creator:
-            return Check(self, facts, False, bool(files), "the entry is for records without a creator image")
+            return Check(self, facts, False, bool(files), "the entry is for records without a creator image",
+                         site_only)
         core = [k for k in ("creator", "owner", "type", "job_name") if k in facts]
         failed = [k for k in core if facts[k] != MATCH]
         failed += [k for k in ("hosts", "destinations") if facts[k] == MISMATCH]
         if failed:
-            return Check(self, facts, False, bool(files), "does not match: " + ", ".join(failed))
+            return Check(self, facts, False, bool(files), "does not match: " + ", ".join(failed), site_only)
         if not files and self.scope == "user":
             return Check(self, facts, False, False,
                          "per-user updater: without the file records the hosts and destinations cannot be checked")
         if not files:
             return Check(self, facts, True, False, "creator and owner match; the file records are missing")
-        return Check(self, facts, True, True, "creator, owner, hosts and destinations match")
+        why = "creator, owner and destinations match; hosts are taken for the site's own servers (unverified)" \
+            if site_only else "creator, owner, hosts and destinations match"
+        return Check(self, facts, True, True, why, site_only)
 
 
 @dataclass
@@ -177,6 +187,19 @@ class NotifyCommand:
         if not any(fnmatchcase(owner, pattern.upper()) for pattern in self.owner):
             return False
         return command_arguments(job) in self.parameters
+
+
+def site_host(view: View) -> bool:
+    """A file's host could be one of the site's own servers: an intranet address or name, or a
+    domain name that serves no one else's content and imitates no vendor host (never a public
+    IP address, whose owner nothing tells)."""
+    host = view.get("files.remote_host")
+    if not host:
+        return False
+    if view.get("files.remote_host_intranet"):
+        return True
+    return not (view.get("files.remote_host_is_ip") or view.get("files.remote_user_content")
+                or view.get("files.remote_host_lookalike"))
 
 
 def command_arguments(job: View) -> str:
@@ -222,9 +245,9 @@ def _path_patterns(node: dict, key: str, line: int | None, required: bool = True
     out = []
     for item in _strings(node, key, line, required):
         pattern = paths.normalise_path(item) or ""
-        if not re.match(r"^([a-z]:\\|\\\\)", pattern) or not paths.pattern_prefix(pattern).strip("\\"):
-            raise ConditionError(f"{key} {item!r} must be an absolute path naming a folder (a leading * "
-                                 "would trust any location)", line)
+        if not re.match(r"^([a-z?]:\\|\\\\)", pattern) or not re.search(r"\\[^*?\[\\]+\\", pattern):
+            raise ConditionError(f"{key} {item!r} must be an absolute path naming at least one folder (a "
+                                 "leading * would trust any location)", line)
         out.append(pattern)
     return out
 
@@ -245,11 +268,11 @@ def _hosts(node: dict, line: int | None, lists: dict[str, list[Any]]) -> list[st
     hosts = []
     for item in _strings(node, "hosts", line):
         host = item.lower().rstrip(".")
-        if host == INTRANET:
+        if host == SITE:
             hosts.append(host)
             continue
         if not _HOST.match(host) and not paths.host_is_ip(host):
-            raise ConditionError(f"host {item!r} is neither a host name, '*.domain' nor 'intranet'", line)
+            raise ConditionError(f"host {item!r} is neither a host name, '*.domain' nor 'site'", line)
         refused = _refused_host(host, lists)
         if refused:
             raise ConditionError(refused, line)
@@ -284,10 +307,10 @@ def compile_entry(node: Any, source: str, lists: dict[str, list[Any]]) -> AllowE
     scope = _scope(creators)
     hosts = _hosts(node, line, lists)
     destinations = _path_patterns(node, "destinations", line)
-    if INTRANET in hosts:
+    if SITE in hosts:
         loose = [d for d in destinations if _pattern_location(d).writable is not False]
         if scope != "machine" or not creators or loose:
-            raise ConditionError("'intranet' hosts are accepted only with admin-only creators and destinations"
+            raise ConditionError("'site' hosts are accepted only with admin-only creators and destinations"
                                  + (f" ({loose[0]!r} is user-writable)" if loose else ""), line)
     types = [t.upper() for t in _strings(node, "types", line, required=False)] or ["DOWNLOAD"]
     if any(t not in JOB_TYPES for t in types):

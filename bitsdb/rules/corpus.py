@@ -218,7 +218,8 @@ def _case(raw: dict[str, Any], file: Path, legacy_codec: LegacyCodec | None) -> 
     if isinstance(expect, list):
         expect = {rule_id: None for rule_id in expect}
     as_of = iso_to_filetime(raw["as_of"]) if raw.get("as_of") else None
-    return Case(id=case_id, job=job, label=label, verdict=verdict, expect=dict(expect), family=str(raw.get("family", "")),
+    return Case(id=case_id, job=job, label=label, verdict=verdict, expect=dict(expect),
+                family=str(raw.get("family", "")),
                 source=str(raw.get("source", "")), record=record, note=str(raw.get("note", "")), file=file.name,
                 as_of=as_of, confidence=raw.get("confidence"))
 
@@ -253,6 +254,7 @@ class Score:
     true_positive: int = 0
     false_positive: int = 0
     false_negative: int = 0
+    quiet_benign: int = 0       # rules: fired on a benign case below medium (allow-listed or weak on its own)
 
     @property
     def precision(self) -> float:
@@ -278,10 +280,10 @@ class Report:
         for level, score in self.levels.items():
             lines.append(f"{level:<12} {score.true_positive:>4} {score.false_positive:>4} {score.false_negative:>4} "
                          f"{score.precision:9.0%} {score.recall:6.0%}")
-        lines.append(f"{'rule':<28} {'TP':>4} {'FP':>4} {'FN':>4} precision recall")
+        lines.append(f"{'rule':<28} {'TP':>4} {'FP':>4} {'FN':>4} precision recall  benign<medium")
         for rule_id, score in self.rules.items():
             lines.append(f"{rule_id:<28} {score.true_positive:>4} {score.false_positive:>4} {score.false_negative:>4} "
-                         f"{score.precision:9.0%} {score.recall:6.0%}")
+                         f"{score.precision:9.0%} {score.recall:6.0%}  {score.quiet_benign:>13}")
         return "\n".join(lines)
 
 
@@ -293,7 +295,8 @@ def evaluate_cases(cases: list[Case], ruleset: RuleSet) -> Report:
     negative; a benign case reaching L is a false positive. Per rule: a hit counts as a true
     positive on a malicious case (or where `expect` lists the rule), as a false positive on a
     benign case at medium or above (or, where `expect` is given, when the rule is not listed),
-    and a listed rule that did not fire is a false negative.
+    and a listed rule that did not fire is a false negative; hits on benign cases below medium
+    (allow-listed, or weak on their own) are counted apart.
     """
     verdicts: dict[str, Verdict] = {}
     rules: dict[str, Score] = {rule.id: Score() for rule in ruleset.rules}
@@ -337,4 +340,6 @@ def evaluate_cases(cases: list[Case], ruleset: RuleSet) -> Report:
                 score.true_positive += 1
             elif case.label == "benign" and SEVERITY_RANK[hit.severity] >= SEVERITY_RANK["medium"]:
                 score.false_positive += 1
+            elif case.label == "benign":
+                score.quiet_benign += 1
     return Report(verdicts=verdicts, rules=rules, levels=levels, problems=problems)

@@ -25,9 +25,13 @@ import yaml
 
 from ..model import Job
 from ..timeutil import datetime_to_filetime, filetime_to_iso
-from .allowlist import MATCH, MISMATCH, AllowEntry, Check, NotifyCommand, compile_entry, compile_notify_command
+from .allowlist import (MATCH, MISMATCH, USER_CONTENT_LISTS, AllowEntry, Check, NotifyCommand, compile_entry,
+                        compile_notify_command)
 from .conditions import Condition, ConditionError, Context, Evidence, compile_condition, line_of
 from .fields import FIELDS, SUBJECT_FIELDS, View, job_view
+from .paths import host_is_ip as paths_is_ip
+from .paths import in_domain as paths_in_domain
+from .paths import lookalike_of
 from .trust import Trust, trusted_view_of
 from .verdict import (SEVERITIES, SEVERITY_RANK, Combination, Verdict, combine, compile_combination, confidence,
                       lower)
@@ -193,6 +197,14 @@ def parse_time(text: str) -> int:
     return datetime_to_filetime(moment)
 
 
+def _shown(subject: Subject, path: str) -> Any:
+    """The value a rule's explain template names: job fields from the job, file fields from the
+    first file that has one."""
+    if not path.startswith("files."):
+        return subject.view.shown(path)[1]
+    return next((v.shown(path)[1] for v in subject.items if v.get(path) not in (None, "", False)), None)
+
+
 def job_latest_time(job: Job) -> int | None:
     """The newest time a job record holds (its own 'now')."""
     times = [t for t in (job.creation_time, job.modification_time, job.modification_time_2, job.completion_time)
@@ -271,8 +283,36 @@ class RuleSet:
         self._judge(subject)
         return subject
 
+    def _list(self, name: str) -> set[str]:
+        return {str(value).lower() for value in self.lists.get(name, [])}
+
+    @property
+    def vendor_domains(self) -> set[str]:
+        """Domains whose look-alikes are suspicious: those of allow-listed hosts and $impersonated_domains."""
+        cached = getattr(self, "_vendor_domains", None)
+        if cached is None:
+            cached = self._list("impersonated_domains")
+            for entry in self.allowlist:
+                for pattern in entry.hosts:
+                    labels = pattern.removeprefix("*.").split(".")
+                    if len(labels) >= 2 and not paths_is_ip(pattern):
+                        cached.add(".".join(labels[-2:]))
+            self._vendor_domains = cached
+        return cached
+
+    def _host_facts(self, files: list[View]) -> None:
+        """Per-file host facts that depend on the lists and the allow-list (user content, look-alikes)."""
+        content = [d for name in USER_CONTENT_LISTS for d in self._list(name)]
+        cdn = self._list("cdn_suffixes")
+        known = [pattern for entry in self.allowlist for pattern in entry.hosts]
+        for view in files:
+            host = view.get("files.remote_host")
+            view.set("files.remote_user_content", any(paths_in_domain(host, d) for d in content))
+            view.set("files.remote_host_lookalike", lookalike_of(host, self.vendor_domains, cdn, known))
+
     def _judge(self, subject: Subject) -> None:
         view, files = subject.view, subject.items
+        self._host_facts(files)
         subject.checks = [entry.check(view, files) for entry in self.allowlist]
         subject.allow = next((c for c in subject.checks if c.matched), None)
         view.set("allowlisted", subject.allow is not None)
@@ -283,16 +323,24 @@ class RuleSet:
         if subject.allow is None and view.get("creator_name") not in shared:
             installed = [c for c in subject.checks if _installed_updater(c)]
             if installed:
-                off_vendor = next((c for c in installed if c.facts.get("hosts") == MISMATCH), None)
+                # another host, or a site server nobody listed, and then a file outside the vendor's folders
+                off_vendor = next((c for c in installed if c.facts.get("hosts") == MISMATCH or c.site_hosts), None)
                 off_destination = bool(off_vendor and off_vendor.facts.get("destinations") == MISMATCH)
             elif not any(_vendor_placed(c) for c in subject.checks):
                 copied = next((c.entry.name for c in subject.checks if _copies_creator(c, view)), None)
-                if copied is None:       # one disguise, counted once: a copied name beside a copied creator adds nothing
+                if copied is None:       # one disguise counts once: a copied name beside a copied creator adds nothing
                     name_copied = next((c.entry.name for c in subject.checks if _copies_name(c, view)), None)
         view.set("creator_impersonates", copied)
         view.set("name_impersonates", name_copied)
         view.set("updater_off_vendor", off_vendor.entry.name if off_vendor else None)
         view.set("updater_off_vendor_destination", off_destination)
+        vendor = next((c for c in subject.checks if c.entry.scope == "machine" and files
+                       and c.facts.get("hosts") == MATCH and c.facts.get("destinations") == MATCH
+                       and c.facts.get("owner") == MATCH), None)
+        view.set("files_vendor", vendor.entry.name if vendor else None)
+        untrusted = self._list("bits_tools") | self._list("never_bits_creators")
+        view.set("creator_installed", view.get("creator_location") in ("admin", "system")
+                 and view.get("creator_writable") is False and view.get("creator_name") not in untrusted)
         documented = next((n.name for n in self.notify_commands if n.matches(view)), None)
         view.set("notify_documented", documented)
 
@@ -342,7 +390,7 @@ class RuleSet:
                 unique.append(item)
         headline = rule.title
         if rule.explain:
-            headline = TEMPLATE_FIELD.sub(lambda m: _one_line(view.shown(m.group(1))[1], 120), rule.explain)
+            headline = TEMPLATE_FIELD.sub(lambda m: _one_line(_shown(subject, m.group(1)), 120), rule.explain)
         levels, allow = self._lowering(rule, subject)
         severity = lower(base, levels)
         parts = [headline]
@@ -428,7 +476,8 @@ class RuleSet:
                     lines.extend("      " + line for line in sub)
         lines.append("combination:")
         hits = verdict.hits
-        lines.append(f"  most severe hit: {max((h.severity for h in hits), key=SEVERITY_RANK.__getitem__, default='info')}")
+        top = max((h.severity for h in hits), key=SEVERITY_RANK.__getitem__, default="info")
+        lines.append(f"  most severe hit: {top}")
         for rule in self.combinations:
             lines.append(f"  {'APPLIED' if rule.when.holds(hits) else 'no     '} {rule.id} -> {rule.severity}: "
                          f"{rule.when.describe()}")

@@ -66,6 +66,10 @@ JOB_FIELDS = [
     FieldSpec("creator_location", "str", "kind of folder creator_image lies in (see Locations)", "creator_image"),
     FieldSpec("creator_writable", "bool", "a standard user can create files where creator_image lies",
               "creator_image"),
+    FieldSpec("creator_installed", "bool", "the creator is a program installed in an admin-only folder, other than "
+              "a BITS command-line tool or a process that never creates jobs", "creator_image"),
+    FieldSpec("files_vendor", "str", "machine-wide allow-list entry whose hosts and destinations match every "
+              "file of the job (and its owner): the job moves that vendor's content into its folders"),
     FieldSpec("creator_impersonates", "str", "allow-list entry whose creator file name the creator copies "
               "while lying elsewhere (or, for a per-user updater, fetching from other hosts)"),
     FieldSpec("name_impersonates", "str", "allow-list entry whose specific job name the job copies while "
@@ -132,6 +136,11 @@ FILE_FIELDS = [
               "files.remote_name"),
     FieldSpec("files.remote_host_intranet", "bool", "remote host is a private address, a single-label name "
               "or has an intranet suffix (.local, .corp, .lan …)", "files.remote_name"),
+    FieldSpec("files.remote_user_content", "bool", "remote host is (under) a paste, file-sharing, image, code or "
+              "cloud-storage host or a dynamic-DNS / tunnel domain: it serves anyone's content", "files.remote_name"),
+    FieldSpec("files.remote_host_lookalike", "str", "vendor domain the remote host imitates: it contains an "
+              "allow-listed or well-known vendor domain followed by more labels (dl.google.com.evil.net, "
+              "download-microsoft.com.cdn.top) without being that domain"),
     FieldSpec("files.remote_port", "int", "explicit port in the URL", "files.remote_name"),
     FieldSpec("files.remote_port_nonstandard", "bool", "explicit port other than the scheme's default",
               "files.remote_name"),

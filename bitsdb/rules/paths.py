@@ -385,6 +385,27 @@ def is_intranet_host(host: str | None) -> bool:
     return "." not in bare or bare.endswith(INTRANET_SUFFIXES)
 
 
+def lookalike_of(host: str | None, vendors: set[str], cdn_suffixes: set[str], known: list[str]) -> str | None:
+    """The vendor domain `host` imitates, or None.
+
+    A look-alike holds a vendor domain between label boundaries and goes on after it
+    (dl.google.com.evil.net, download-microsoft.com.cdn.top, dl-google.com.evil.net) without
+    being that domain or one of its subdomains. Hosts the allow-list names, CDN aliases
+    (officecdn.microsoft.com.edgesuite.net) and country variants (google.com.au) are not.
+    """
+    if not host or host_is_ip(host) or any(host_matches(host, pattern) for pattern in known):
+        return None
+    if any(in_domain(host, suffix) for suffix in cdn_suffixes):
+        return None
+    for vendor in sorted(vendors):
+        if in_domain(host, vendor):
+            continue
+        match = re.search(rf"(?:^|[.-]){re.escape(vendor)}([.-].*)$", host)
+        if match and not re.fullmatch(r"\.[a-z]{2}", match.group(1)):
+            return vendor
+    return None
+
+
 def url_extension(path: str | None) -> str | None:
     """Extension of the last segment of a URL path (query and fragment ignored)."""
     if not path:

@@ -250,4 +250,8 @@ def confidence(trust, view, check) -> tuple[str, list[str]]:
     if check is not None and check.matched and not check.files_known:
         level = min(level, 1)
         why.append(f"allow-list entry {check.entry.name!r} matched without the file records")
+    if check is not None and check.matched and check.site_hosts:
+        level = min(level, 1)
+        why.append(f"allow-list entry {check.entry.name!r} matched a host taken for the site's own server: "
+                   "list it with --allowlist to verify it")
     return CONFIDENCES[level], why
