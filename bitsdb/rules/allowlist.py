@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
+from functools import cached_property
 from typing import Any
 
 from . import paths
@@ -91,8 +92,16 @@ class AllowEntry:
 
     # ---------------------------------------------------------------- facts
 
+    @cached_property
+    def _creator_rx(self) -> re.Pattern:
+        return _globs(self.creator)
+
+    @cached_property
+    def _destination_rx(self) -> re.Pattern:
+        return _globs(self.destinations)
+
     def creator_matches(self, creator: str | None) -> bool:
-        return bool(creator) and any(fnmatchcase(creator, pattern) for pattern in self.creator)
+        return bool(creator) and self._creator_rx.match(creator) is not None
 
     def owner_matches(self, owner: str | None) -> bool:
         return bool(owner) and any(fnmatchcase(owner.upper(), pattern.upper()) for pattern in self.owner)
@@ -106,7 +115,7 @@ class AllowEntry:
 
     def destination_matches(self, view: View) -> bool:
         local = view.get("files.local_name")
-        return bool(local) and any(fnmatchcase(local, pattern) for pattern in self.destinations)
+        return bool(local) and self._destination_rx.match(local) is not None
 
     @staticmethod
     def _name_in(name: str | None, patterns: list[str]) -> bool:
@@ -187,6 +196,13 @@ class NotifyCommand:
         if not any(fnmatchcase(owner, pattern.upper()) for pattern in self.owner):
             return False
         return command_arguments(job) in self.parameters
+
+
+def _globs(patterns: list[str]) -> re.Pattern:
+    """One regex for a list of globs (fnmatch semantics: * crosses backslashes), never matching when empty."""
+    if not patterns:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns), re.DOTALL)
 
 
 def site_host(view: View) -> bool:

@@ -193,6 +193,7 @@ class Leaf(Condition):
     every: bool = False
     patterns: list[re.Pattern] = field(default_factory=list)
     line: int | None = None
+    strings: frozenset = frozenset()     # the text needles, for set lookups (equals / in / domain)
 
     def fields(self) -> Iterable[str]:
         yield self.path
@@ -247,6 +248,11 @@ class Leaf(Condition):
         text = str(value) if self.case_sensitive else str(value).casefold()
         if op == "regex":
             return any(p.search(str(value)) for p in self.patterns)
+        if op in ("equals", "in"):
+            return text in self.strings
+        if op == "domain":
+            return text in self.strings or any(".".join(labels) in self.strings
+                                               for labels in _suffixes(text.split(".")))
         for needle in self.needles:
             if isinstance(needle, bool):
                 continue
@@ -262,6 +268,12 @@ class Leaf(Condition):
             if op == "domain" and (text == n or text.endswith("." + n)):
                 return True
         return False
+
+
+def _suffixes(labels: list[str]) -> Iterable[list[str]]:
+    """The parent domains of a host, from the longest: a.b.c -> [b, c], [c]."""
+    for start in range(1, len(labels)):
+        yield labels[start:]
 
 
 def _values(raw: Any, lists: dict[str, list[Any]], line: int | None) -> list[Any]:
@@ -357,4 +369,5 @@ def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: 
         if not leaf.case_sensitive:
             needles = [n.casefold() if isinstance(n, str) else n for n in needles]
         leaf.needles = needles
+        leaf.strings = frozenset(str(n) for n in needles if not isinstance(n, bool))
     return leaf

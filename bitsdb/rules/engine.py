@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -30,7 +30,6 @@ from .allowlist import (MATCH, MISMATCH, USER_CONTENT_LISTS, AllowEntry, Check, 
 from .conditions import Condition, ConditionError, Context, Evidence, compile_condition, line_of
 from .fields import FIELDS, SUBJECT_FIELDS, View, job_view
 from .paths import host_is_ip as paths_is_ip
-from .paths import in_domain as paths_in_domain
 from .paths import lookalike_of
 from .trust import Trust, trusted_view_of
 from .verdict import (SEVERITIES, SEVERITY_RANK, Combination, Verdict, combine, compile_combination, confidence,
@@ -283,32 +282,38 @@ class RuleSet:
         self._judge(subject)
         return subject
 
-    def _list(self, name: str) -> set[str]:
-        return {str(value).lower() for value in self.lists.get(name, [])}
+    def _cached(self, key: str, make: Callable[[], Any]) -> Any:
+        """Derived data computed once per rule set (rule sets are not changed after loading)."""
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
-    @property
-    def vendor_domains(self) -> set[str]:
+    def _list(self, name: str) -> set[str]:
+        return self._cached(f"list:{name}", lambda: {str(v).lower() for v in self.lists.get(name, [])})
+
+    def _vendor_domains(self) -> set[str]:
         """Domains whose look-alikes are suspicious: those of allow-listed hosts and $impersonated_domains."""
-        cached = getattr(self, "_vendor_domains", None)
-        if cached is None:
-            cached = self._list("impersonated_domains")
-            for entry in self.allowlist:
-                for pattern in entry.hosts:
-                    labels = pattern.removeprefix("*.").split(".")
-                    if len(labels) >= 2 and not paths_is_ip(pattern):
-                        cached.add(".".join(labels[-2:]))
-            self._vendor_domains = cached
-        return cached
+        domains = set(self._list("impersonated_domains"))
+        for entry in self.allowlist:
+            for pattern in entry.hosts:
+                labels = pattern.removeprefix("*.").split(".")
+                if len(labels) >= 2 and not paths_is_ip(pattern):
+                    domains.add(".".join(labels[-2:]))
+        return domains
 
     def _host_facts(self, files: list[View]) -> None:
         """Per-file host facts that depend on the lists and the allow-list (user content, look-alikes)."""
-        content = [d for name in USER_CONTENT_LISTS for d in self._list(name)]
+        content = self._cached("user content", lambda: {d for n in USER_CONTENT_LISTS for d in self._list(n)})
+        vendors = self._cached("vendor domains", self._vendor_domains)
         cdn = self._list("cdn_suffixes")
-        known = [pattern for entry in self.allowlist for pattern in entry.hosts]
+        known = self._cached("allow-listed hosts", lambda: [p for entry in self.allowlist for p in entry.hosts])
         for view in files:
             host = view.get("files.remote_host")
-            view.set("files.remote_user_content", any(paths_in_domain(host, d) for d in content))
-            view.set("files.remote_host_lookalike", lookalike_of(host, self.vendor_domains, cdn, known))
+            labels = (host or "").split(".")
+            view.set("files.remote_user_content",
+                     bool(host) and any(".".join(labels[i:]) in content for i in range(len(labels))))
+            view.set("files.remote_host_lookalike", lookalike_of(host, vendors, cdn, known))
 
     def _judge(self, subject: Subject) -> None:
         view, files = subject.view, subject.items
