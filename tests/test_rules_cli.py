@@ -153,6 +153,8 @@ def test_rules_explain(store, tmp_path):
     assert "recovered-notify [history]: not fired" in text
     assert "APPLIED independent-facts -> high" in text and "verdict: high (confidence high)" in text
     assert "no    Windows Update / WSUS [machine]" in text
+    hostile = runner.invoke(rules_group, ["explain", "--job", _guid("cli-ctl", 0)[:8], str(store)])
+    assert hostile.exit_code == 0 and "\x1b" not in hostile.output and "verdict: high" in hostile.output
     missing = runner.invoke(rules_group, ["explain", "--job", "ffffffff", str(store)])
     assert missing.exit_code == 1 and "no job with an id starting 'ffffffff'" in missing.output
 

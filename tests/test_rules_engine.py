@@ -195,6 +195,16 @@ def test_allowlist_entries_attackers_could_satisfy_are_refused(tmp_path, text, f
     assert str(path) in message and "allow-list entry" in message and fragment in message and "\n" not in message
 
 
+def test_documented_notify_commands_are_exact_system32_components_never_lolbins(tmp_path):
+    text = ("notify_commands:\n  - name: x\n    source: s\n    program: '{program}'\n    parameters: ['']\n"
+            "    owner: [system]\n")
+    for program, fragment in ((r"c:\windows\system32\cmd.exe", "never lowered"),
+                              (r"c:\users\public\x.exe", "exact Windows component"),
+                              (r"c:\windows\system32\*.exe", "exact Windows component")):
+        with pytest.raises(RuleError, match=fragment):
+            load_rules([_write(tmp_path, text.format(program=program))])
+
+
 def test_site_allowlist_file_holds_only_entries(tmp_path):
     with pytest.raises(RuleError, match="holds only 'allowlist:' entries"):
         load_rules(allowlists=[_write(tmp_path, RULE_HEAD + "    when: {field: display_name, exists: true}\n")])

@@ -109,6 +109,7 @@ def explain_command(paths: tuple[str, ...], job_prefix: str | None, rule_paths: 
     Exit status: 0 at least one job explained; 1 an input could not be read or no job matched
     ID; 2 usage error or a rule file that does not load.
     """
+    from ..output.findings import plain
     from ..rules.engine import evidence_time
 
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
@@ -122,7 +123,7 @@ def explain_command(paths: tuple[str, ...], job_prefix: str | None, rule_paths: 
             if wanted and not (job.job_id or "").lower().startswith(wanted):
                 continue
             explained += 1
-            click.echo("\n".join(ruleset.explain(job, when, source)))
+            click.echo("\n".join(plain(line) for line in ruleset.explain(job, when, source)))
             click.echo("")
     if not explained:
         click.echo(f"bitsdb: error: no job{f' with an id starting {job_prefix!r}' if job_prefix else ''} found",

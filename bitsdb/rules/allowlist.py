@@ -342,12 +342,15 @@ def compile_entry(node: Any, source: str, lists: dict[str, list[Any]]) -> AllowE
                       scope=scope, file=source, line=line)
 
 
-def compile_notify_command(node: Any, source: str) -> NotifyCommand:
+def compile_notify_command(node: Any, source: str, lists: dict[str, list[Any]]) -> NotifyCommand:
     line = check_mapping(node, "a notify command entry", NOTIFY_KEYS, ("name", "source", "program", "owner"))
     program = paths.normalise_path(str(node["program"])) or ""
     location = paths.locate(program)
     if re.search(r"[*?\[]", program) or location is None or location.kind != "system" or location.writable:
         raise ConditionError(f"program {node['program']!r} must be one exact Windows component in System32", line)
+    if paths.basename(program) in {str(name).lower() for name in lists.get("lolbins", [])}:
+        raise ConditionError(f"program {node['program']!r} is a shell or LOLBin: a notify command that starts "
+                             "one is never lowered", line)
     raw = node.get("parameters", "")
     items = raw if isinstance(raw, list) else [raw]
     if not all(isinstance(i, str) for i in items):

@@ -636,7 +636,7 @@ def _add_allowlist(ruleset: RuleSet, document: dict[str, Any], path: Path) -> No
     for entry in _section(document, "notify_commands", path, list):
         name = entry.get("name", "?") if isinstance(entry, dict) else "?"
         try:
-            ruleset.notify_commands.append(compile_notify_command(entry, str(path)))
+            ruleset.notify_commands.append(compile_notify_command(entry, str(path), ruleset.lists))
         except ConditionError as exc:
             raise RuleError(f"{path}: notify command {name} (line {exc.line}): {exc}") from None
 
