@@ -18,6 +18,7 @@ from .common import (
     PATHS,
     PROGRESS,
     RULES,
+    SCHEDULER,
     Run,
     close_output,
     open_output,
@@ -42,10 +43,11 @@ from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
               help="Also judge deleted and historical job versions carved from the store.")
 @JOBS
 @PROGRESS
+@SCHEDULER
 @DEBUG
 def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths: tuple[str, ...],
             as_of: int | None, fmt: str, output: str | None, min_severity: str, fail_on: str | None,
-            recover: bool, jobs: int | None, progress: bool | None, debug: bool) -> None:
+            recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None, debug: bool) -> None:
     """Judge every job in PATHS and print one verdict per job.
 
     \b
@@ -69,7 +71,8 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     counts: Counter[str] = Counter()
     shown = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
+        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                          scheduler=scheduler):
             when = as_of if as_of is not None else evidence_time(result.jobs)
             for job in result.jobs:
                 verdict = ruleset.assess(job, when)
