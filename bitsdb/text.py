@@ -96,9 +96,7 @@ def _escape(match: re.Match) -> str:
     code = ord(match.group())
     if 0xDC80 <= code <= 0xDCFF:           # a byte of a file name that was not UTF-8
         return f"\\x{code - 0xDC00:02x}"
-    if code < 0x100:
-        return {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}.get(code, f"\\x{code:02x}")
-    return f"\\u{code:04x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def one_line(text: str) -> str:

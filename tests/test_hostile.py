@@ -461,7 +461,7 @@ def test_each_problem_is_one_line_and_a_name_cannot_forge_one(tmp_path, private_
     assert len(error_lines(err)) == len(names)
     for line in lines:
         assert not any(ch in line for ch in "\r\x1b\u2028\u202e"), repr(line)
-    assert "nl\\nbitsdb: error: forged" in err and "esc\\x1b[2Jclear" in err and "sep\\u2028line" in err
+    assert "nl\\x0abitsdb: error: forged" in err and "esc\\x1b[2Jclear" in err and "sep\\u2028line" in err
     bad = os.fsencode(tmp_path) + b"/bytes\xff"
     os.mkdir(bad)
     with open(bad + b"/qmgr.db", "wb") as handle:

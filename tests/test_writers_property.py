@@ -2,7 +2,7 @@
 
 Records are drawn with lone surrogates, control characters and line separators in every text
 field, huge and negative numbers, unknown enum values and None everywhere. Whatever they hold,
-each record is written (never refused), the output is valid UTF-8, JSON formats parse line by
+each record is written (never refused) and judged by the rules, the output is valid UTF-8, JSON formats parse line by
 line (or as one array), CSV formats have the header's column count on every row, tables and
 body files keep one entry per line. Bounded (max_examples) so CI stays fast.
 """
@@ -34,7 +34,7 @@ from bitsdb.model import (
     Timer,
 )
 from bitsdb.output import RECORD_FORMATS, TIMELINE_FORMATS, make_writer
-from bitsdb.output.findings import FINDING_FORMATS, FindingWriter
+from bitsdb.output.findings import FINDING_FORMATS, VerdictWriter
 from bitsdb.rules.engine import load_rules
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -166,22 +166,19 @@ def test_timeline_writers_take_any_record(jobs, orphans):
 
 @SETTINGS
 @given(jobs=st.lists(job, max_size=3))
-def test_finding_writers_take_any_record(jobs):
+def test_verdict_writers_take_any_record(jobs):
     for fmt in FINDING_FORMATS:
         sink = Sink()
-        writer = FindingWriter(sink, fmt)
-        count = 0
+        writer = VerdictWriter(sink, fmt)
         for item in jobs:
-            for finding in RULES.evaluate(item):
-                writer.write(finding)
-                count += 1
+            writer.write(RULES.assess(item))
         out = bytes(sink.data).decode("utf-8")
         if fmt == "jsonl":
-            assert len([json.loads(line) for line in out.split("\n") if line]) == count
+            assert len([json.loads(line) for line in out.split("\n") if line]) == len(jobs)
         elif fmt == "csv":
-            assert len(csv_rows(out)) == 1 + count
+            assert len(csv_rows(out)) == 1 + len(jobs)
         else:
-            assert len(out.split("\n")) == 2 + count
+            assert len(out.split("\n")) == 2 + len(jobs)
 
 
 @SETTINGS
