@@ -105,7 +105,7 @@ def load_rules_or_exit(rule_paths: Iterable[str]):
 
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None) -> Iterator:
+                     progress: bool | None = None, side: dict | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
     import time
@@ -120,6 +120,10 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
             for warning in result.warnings:
                 report_warning(result.path, warning)
             yield result.path, result
+        if side is not None:         # event logs and service facts, for the join
+            side.setdefault("logs", []).extend(item.logs)
+            side.setdefault("services", []).extend(item.services)
+        item.logs = []
         for failure in item.failures:
             run.fail_line(failure)
         item.results = []            # written: the summary only needs the counts
@@ -130,14 +134,48 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
         click.echo(report.summary(), err=True)
 
 
+def read_picture(paths: tuple[str, ...], run: Run, **options):
+    """(store results, Picture): everything read, database jobs joined to the event logs and process
+    evidence (bitsdb.history), in a fixed order."""
+    from ..history import join
+
+    side: dict = {}
+    results = list(readable_results(paths, run, side=side, **options))
+    picture = join((job for _, result in results for job in result.jobs), side.get("logs", []),
+                   side.get("services", []))
+    return results, picture
+
+
+#: The section of the output that holds what the event logs and hives add.
+LOG_SECTION = "event logs and registry hives"
+
+
 def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
     """Read every input into `writer`; problems are counted, never fatal."""
-    for item, result in readable_results(paths, run, **options):
+    results, picture = read_picture(paths, run, **options)
+    for item, result in results:
         writer.begin_source(item, result.kind, len(result.jobs), len(result.orphan_files))
         for job in result.jobs:
             writer.write_job(job)
         for jf in result.orphan_files:
             writer.write_orphan(jf)
+    extra = len(picture.log_jobs) + len(picture.processes) + len(picture.log_events) + len(picture.services)
+    if extra:
+        writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
+        for job in picture.log_jobs:
+            writer.write_job(job)
+        for record_type, record in picture_records(picture):
+            writer.write_record(record_type, record, writer.findings_of_record(record_type, record))
+
+
+def picture_records(picture) -> Iterator[tuple[str, object]]:
+    """The records that are not jobs, in a fixed order: service configurations, processes, log events."""
+    for service in picture.services:
+        yield "service", service
+    for process in picture.processes:
+        yield "process", process
+    for event in picture.log_events:
+        yield "log_event", event
 
 
 def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,

@@ -21,7 +21,8 @@ from .common import (
     close_output,
     load_rules_or_exit,
     open_output,
-    readable_results,
+    picture_records,
+    read_picture,
 )
 
 
@@ -62,16 +63,22 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, outpu
     worst = -1
     job_count = shown = total = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
-            for job in result.jobs:
-                job_count += 1
-                for finding in ruleset.evaluate(job):
-                    total += 1
-                    rank = SEVERITY_RANK[finding.severity]
-                    worst = max(worst, rank)
-                    if rank >= threshold:
-                        shown += 1
-                        writer.write(finding)
+        results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress)
+        evaluate_record = getattr(ruleset, "evaluate_record", None)
+        subjects = [(job, ruleset.evaluate) for _, result in results for job in result.jobs]
+        subjects += [(job, ruleset.evaluate) for job in picture.log_jobs]
+        if evaluate_record is not None:
+            subjects += [(record, lambda r, kind=kind: evaluate_record(kind, r))
+                         for kind, record in picture_records(picture)]
+        for subject, evaluate in subjects:
+            job_count += 1
+            for finding in evaluate(subject):
+                total += 1
+                rank = SEVERITY_RANK[finding.severity]
+                worst = max(worst, rank)
+                if rank >= threshold:
+                    shown += 1
+                    writer.write(finding)
     finally:
         close_output(stream)
     if sys.stderr.isatty():
