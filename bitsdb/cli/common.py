@@ -137,12 +137,13 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
 def read_picture(paths: tuple[str, ...], run: Run, **options):
     """(store results, Picture): everything read, database jobs joined to the event logs and process
     evidence (bitsdb.history), in a fixed order."""
-    from ..history import join
-
     side: dict = {}
     results = list(readable_results(paths, run, side=side, **options))
-    picture = join((job for _, result in results for job in result.jobs), side.get("logs", []),
-                   side.get("services", []))
+    if not side.get("logs") and not side.get("services"):
+        return results, None           # database files only: the join machinery is not even imported
+    from ..history import join
+
+    picture = join((job for _, result in results for job in result.jobs), side["logs"], side["services"])
     return results, picture
 
 
@@ -159,8 +160,7 @@ def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
             writer.write_job(job)
         for jf in result.orphan_files:
             writer.write_orphan(jf)
-    extra = len(picture.log_jobs) + len(picture.processes) + len(picture.log_events) + len(picture.services)
-    if extra:
+    if picture is not None:
         writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
         for job in picture.log_jobs:
             writer.write_job(job)
@@ -170,6 +170,8 @@ def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
 
 def picture_records(picture) -> Iterator[tuple[str, object]]:
     """The records that are not jobs, in a fixed order: service configurations, processes, log events."""
+    if picture is None:
+        return
     for service in picture.services:
         yield "service", service
     for process in picture.processes:

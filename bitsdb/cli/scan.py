@@ -66,7 +66,7 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, outpu
         results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress)
         evaluate_record = getattr(ruleset, "evaluate_record", None)
         subjects = [(job, ruleset.evaluate) for _, result in results for job in result.jobs]
-        subjects += [(job, ruleset.evaluate) for job in picture.log_jobs]
+        subjects += [(job, ruleset.evaluate) for job in (picture.log_jobs if picture else [])]
         if evaluate_record is not None:
             subjects += [(record, lambda r, kind=kind: evaluate_record(kind, r))
                          for kind, record in picture_records(picture)]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file
+from ..sources.detect import detect_file, side_role
 from ..sources.result import SourceError, internal_error
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
@@ -41,7 +41,7 @@ def classify(path: str | Path) -> str:
     try:
         if path.stat().st_size == 0:
             raise SourceError("empty file")
-        if detect_file(path) is not InputKind.UNKNOWN or _side_role(path):
+        if detect_file(path) is not InputKind.UNKNOWN or side_role(path):
             return "file"
         from .archives import is_zip
 
@@ -101,20 +101,12 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
     return units
 
 
-def _side_role(path: str | Path) -> str | None:
-    """'log' for an event log, 'hive' for a registry hive given on their own (by content)."""
-    from ..sources.evtx import is_evtx
-    from ..sources.service import is_hive
-
-    return "log" if is_evtx(path) else "hive" if is_hive(path) else None
-
-
 def _file_group(path: str) -> ArtefactGroup:
     p = Path(path)
     stat = p.stat()
     group = ArtefactGroup(evidence=path, evidence_kind="file", folder=str(p.parent))
     group.artefacts.append(Artefact(evidence=path, evidence_kind="file", path_in_evidence=p.name, name=p.name,
-                                    role=_side_role(path) or "store", size=stat.st_size, mtime=stat.st_mtime,
+                                    role=side_role(path) or "store", size=stat.st_size, mtime=stat.st_mtime,
                                     local_path=path))
     return group
 

@@ -98,11 +98,13 @@ def read_group_logs(group: ArtefactGroup) -> tuple[list, list, list[str]]:
     Each record's provenance names the log as the evidence names it (table = channel,
     record_index = EventRecordID); a damaged log still gives every record that parsed.
     """
+    logs, services, failures = [], [], []
+    if not group.event_logs and not group.hives and all(a.role != "hive" for a in group.artefacts):
+        return logs, services, failures        # a plain store file: nothing of this to load or read
     from ..sources.events import read_log
     from ..sources.result import sha256_of
     from ..sources.service import hive_kind, service_config
 
-    logs, services, failures = [], [], []
     for artefact in group.event_logs:
         try:
             log = read_log(artefact.local_path, display=artefact.display_path)

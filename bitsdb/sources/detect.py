@@ -54,6 +54,16 @@ def detect_file(path: str | Path) -> InputKind:
     return detect_bytes(head)
 
 
+#: Files read beside the BITS stores: Windows event logs and registry hives.
+EVTX_SIGNATURE = b"ElfFile\x00"
+REGF_SIGNATURE = b"regf"
+
+
+def side_role(path: str | Path) -> str | None:
+    """'log' for an event log, 'hive' for a registry hive (by content), else None."""
+    return "log" if starts_with(path, EVTX_SIGNATURE) else "hive" if starts_with(path, REGF_SIGNATURE) else None
+
+
 def starts_with(path: str | Path, magic: bytes) -> bool:
     """The file begins with `magic` (False when it cannot be read)."""
     try:

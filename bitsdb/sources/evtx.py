@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..timeutil import datetime_to_filetime
-from .detect import starts_with
+from .detect import EVTX_SIGNATURE, starts_with
 from .result import SourceError
 
-EVTX_SIGNATURE = b"ElfFile\x00"
 CHUNK_SIGNATURE = b"ElfChnk\x00"
 HEADER_SIZE = 0x1000
 CHUNK_SIZE = 0x10000

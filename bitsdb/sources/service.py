@@ -15,10 +15,9 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Provenance, ServiceConfig
-from .detect import file_stamp, starts_with
+from .detect import REGF_SIGNATURE, file_stamp, starts_with
 from .result import SourceError
 
-REGF_SIGNATURE = b"regf"
 SERVICE_KEY = r"\Services\BITS"
 POLICY_KEY = r"\Policies\Microsoft\Windows\BITS"
 START_NAMES = {0: "BOOT", 1: "SYSTEM", 2: "AUTO", 3: "MANUAL", 4: "DISABLED"}
