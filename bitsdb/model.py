@@ -268,6 +268,8 @@ def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
 class Record:
     """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left)."""
 
+    __slots__ = ()          # lets records declared with slots=True (one per log event) skip the __dict__
+
     def to_dict(self) -> dict[str, Any]:
         return _dataclass_to_dict(self)
 
@@ -453,7 +455,7 @@ class Job(Record):
 # history that joins them to one job.
 
 
-@dataclass
+@dataclass(slots=True)
 class LogEvent(Record):
     """One event-log record that concerns BITS, with its EventData kept as the log wrote it.
 
@@ -485,7 +487,7 @@ class LogEvent(Record):
     provenance: Provenance | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class BitsOperation(Record):
     """What one bitsadmin switch or BITS cmdlet does to a job (docs/EVENTLOGS.md, "Command lines")."""
 
@@ -500,7 +502,7 @@ class BitsOperation(Record):
     options: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ProcessEvent(Record):
     """A process start (Sysmon 1, Security 4688) or PowerShell script/pipeline record that touches BITS."""
 

@@ -76,16 +76,45 @@ def wanted(channel: str, event_id: int) -> bool:
     return ids is None or event_id in ids
 
 
+_GUIDS: dict[str, str | None] = {}
+
+
 def guid(value: Any) -> str | None:
-    """Lower-case canonical GUID text, or None when `value` is not a GUID."""
+    """Lower-case canonical GUID text, or None when `value` is not a GUID (remembered: a job's GUID
+    recurs in every event of its lifecycle)."""
     if not isinstance(value, str):
         return None
-    match = _GUID.match(value.strip())
-    return match.group(1).lower() if match else None
+    found = _GUIDS.get(value, "")
+    if found == "":
+        match = _GUID.match(value.strip())
+        found = match.group(1).lower() if match else None
+        if len(_GUIDS) >= 65536:
+            _GUIDS.clear()
+        _GUIDS[value] = found
+    return found
 
 
-def _lookup(data: dict[str, Any]) -> dict[str, str]:
-    return {key.lower(): key for key in data}
+_PLANS: dict[tuple, tuple] = {}
+
+
+def _plan(data: dict[str, Any], event_id: int) -> tuple:
+    """Which EventData key fills which LogEvent attribute, worked out once per shape of EventData."""
+    shape = (event_id, *data)
+    plan = _PLANS.get(shape)
+    if plan is None:
+        keys = {key.lower(): key for key in data}
+        pairs = []
+        for attribute, names in _KEYS.items():
+            key = next((keys[name] for name in names if name in keys), None)
+            if key is not None:
+                pairs.append((attribute, key))
+        if event_id == 3 and "string" in keys:             # Windows 7 form: string, string2, string3
+            pairs += [("title", keys["string"])] if "title" not in dict(pairs) else []
+            pairs += [("owner", keys["string2"])] if "owner" not in dict(pairs) and "string2" in keys else []
+        plan = _PLANS[shape] = tuple(pairs)
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+    return plan
 
 
 def _as_int(value: Any) -> int | None:
@@ -158,17 +187,10 @@ class Normaliser:
         return None
 
     def bits_event(self, record: RawRecord) -> LogEvent:
-        data = dict(record.data)
-        keys = _lookup(data)
+        data = record.data
         values: dict[str, Any] = {}
-        for attribute, names in _KEYS.items():
-            for name in names:
-                if name in keys:
-                    values[attribute] = data.pop(keys[name])
-                    break
-        if record.event_id == 3 and "string" in keys:       # Windows 7 form: string, string2, string3
-            values.setdefault("title", data.pop(keys["string"], None))
-            values.setdefault("owner", data.pop(keys.get("string2", ""), None))
+        for attribute, key in _plan(data, record.event_id):
+            values[attribute] = data.pop(key)
         event = LogEvent(
             time=record.time, source="bits-client", event_id=record.event_id, version=record.version,
             action=BITS_ACTIONS.get(record.event_id, f"event {record.event_id}"), computer=record.computer,
