@@ -229,3 +229,14 @@ def test_service_facts_of_the_real_hives(system_hive):
 def test_same_length_patch_of_service_dll_is_read(system_hive):
     path = system_hive("SYSTEM_win10_1709", (r"%SystemRoot%\System32\qmgr.dll", r"%SystemRoot%\System32\evil.dll"))
     assert service_config(path).service_dll == r"%SystemRoot%\System32\evil.dll"
+
+
+def test_replicated_log_reads_back_record_for_record(tmp_path):
+    from bitsdb.forge.evtx import replicate_log
+    from bitsdb.sources.events import iter_normalised
+
+    target = tmp_path / "big.evtx"
+    count = replicate_log(evtx("persist_bitsadmin_Microsoft-Windows-Bits-Client-Operational.evtx"), target, 0x1000 + 4 * 0x10000)
+    events = list(iter_normalised(target))
+    assert len(events) == count > 4 * 100 and target.stat().st_size == 0x1000 + 4 * 0x10000
+    assert {e.event_id for e in events} == {3, 59, 60} and all(e.time for e in events)
