@@ -240,3 +240,19 @@ def test_replicated_log_reads_back_record_for_record(tmp_path):
     events = list(iter_normalised(target))
     assert len(events) == count > 4 * 100 and target.stat().st_size == 0x1000 + 4 * 0x10000
     assert {e.event_id for e in events} == {3, 59, 60} and all(e.time for e in events)
+
+
+def test_truncated_log_keeps_the_whole_records_of_its_cut_chunk(tmp_path):
+    from bitsdb.forge.evtx import replicate_log
+
+    whole = tmp_path / "whole.evtx"
+    count = replicate_log(evtx("persist_bitsadmin_Microsoft-Windows-Bits-Client-Operational.evtx"), whole,
+                          0x1000 + 3 * 0x10000)
+    cut = tmp_path / "cut.evtx"
+    cut.write_bytes(whole.read_bytes()[:0x1000 + 2 * 0x10000 + 0x8000])      # half of the third chunk
+    log = read_log(cut)
+    per_chunk = count // 3
+    assert 2 * per_chunk < len(log.events) < count          # the half chunk's whole records are kept
+    (line,) = log.errors
+    assert line.startswith("damaged event log; truncated:") and "last chunk cut short" in line
+    assert read_log(whole).errors == []

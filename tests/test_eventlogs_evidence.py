@@ -128,7 +128,7 @@ def test_damaged_log_keeps_what_parses_and_says_so_in_one_line(tmp_path):
     result = _run("parse", str(damaged))
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("bitsdb: error:")]
-    assert len(errors) == 1 and "damaged event log: 1 part(s) skipped" in errors[0]
+    assert len(errors) == 1 and "damaged event log; 1 part(s) skipped (0 chunk(s), 1 record(s))" in errors[0]
     processes = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     assert sorted(p["event_id"] for p in processes) == [800, 4103, 4104]     # record 4 was a 4103 of Join-Path
 

@@ -61,16 +61,21 @@ class LogScan:
     records: int = 0                 # records that parsed
     kept: int = 0                    # records the caller wanted
     damaged: list[str] = field(default_factory=list)   # the library's messages, one per skipped part
+    notes: list[str] = field(default_factory=list)     # truncation found by bitsdb itself
     channels: dict[str, int] = field(default_factory=dict)
 
     def damage_line(self) -> str | None:
         """One line for everything that could not be read, or None."""
-        if not self.damaged:
+        if not self.damaged and not self.notes:
             return None
-        chunks = sum("chunk" in message.lower() for message in self.damaged)
-        first = " ".join(self.damaged[0].split())[:160]
-        return (f"damaged event log: {len(self.damaged)} part(s) skipped ({chunks} chunk(s), "
-                f"{len(self.damaged) - chunks} record(s)); {self.records} record(s) read; first: {first}")
+        parts = ["damaged event log", *self.notes]
+        if self.damaged:
+            chunks = sum("chunk" in message.lower() for message in self.damaged)
+            first = " ".join(self.damaged[0].split())[:160]
+            parts.append(f"{len(self.damaged)} part(s) skipped ({chunks} chunk(s), "
+                         f"{len(self.damaged) - chunks} record(s)), first: {first}")
+        parts.append(f"{self.records} record(s) read")
+        return "; ".join(parts)
 
 
 def is_evtx(path: str | Path) -> bool:
@@ -99,14 +104,32 @@ def iter_records(path: str | Path, wanted: Callable[[str, int], bool] | None = N
     """Records of one .evtx file in file order; `wanted(channel, event_id)` filters before decoding.
 
     Raises SourceError when the file cannot be opened as an event log at all; damage inside is
-    counted in `scan.damaged` and skipped.
+    counted in `scan.damaged` and skipped. A last chunk cut short (a truncated copy) is read from a
+    zero-padded private copy of that chunk alone, so its whole records are kept too.
     """
     path = Path(path)
     scan = scan if scan is not None else LogScan(str(path))
     truncated = _truncation(path)
     if truncated:
-        scan.damaged.append(truncated)
-    parser = _parser(path)
+        scan.notes.append(truncated)
+    yield from _records_of(_parser(path), wanted, scan)
+    tail = _cut_chunk(path)
+    if tail is not None:
+        import os
+        import tempfile
+
+        handle, name = tempfile.mkstemp(prefix="bitsdb-chunk-", suffix=".evtx")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(tail)
+            before = scan.records
+            yield from _records_of(_parser(Path(name)), wanted, scan)
+            scan.notes.append(f"last chunk cut short: {scan.records - before} whole record(s) read from it")
+        finally:
+            os.unlink(name)
+
+
+def _records_of(parser, wanted, scan: LogScan) -> Iterator[RawRecord]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         iterator = parser.records_json()
@@ -253,5 +276,28 @@ def _truncation(path: Path) -> str | None:
     chunks = struct.unpack_from("<H", header, 0x2a)[0]
     expected = max(header_size, HEADER_SIZE) + chunks * CHUNK_SIZE
     if size < expected:
-        return f"file is {size} bytes, its header promises {chunks} chunk(s) ({expected} bytes): truncated"
+        return f"truncated: {size} bytes, the header promises {chunks} chunk(s) ({expected} bytes)"
     return None
+
+
+def _cut_chunk(path: Path) -> bytes | None:
+    """A one-chunk log holding the file's last, incomplete chunk padded with zeros (None when every
+    chunk is whole). The reader skips an incomplete chunk without a word; padded, its whole records
+    decode (the chunk's own offsets stay valid)."""
+    try:
+        size = path.stat().st_size
+        tail_size = (size - HEADER_SIZE) % CHUNK_SIZE if size > HEADER_SIZE else 0
+        if tail_size < 0x200 + 24:
+            return None
+        with open(path, "rb") as handle:
+            header = bytearray(handle.read(HEADER_SIZE))
+            handle.seek(size - tail_size)
+            chunk = handle.read(tail_size)
+    except OSError:
+        return None
+    if chunk[:8] != CHUNK_SIGNATURE or header[:8] != EVTX_SIGNATURE:
+        return None
+    struct.pack_into("<QQ", header, 8, 0, 0)             # first and last chunk: 0
+    struct.pack_into("<H", header, 0x2A, 1)
+    return bytes(header) + chunk + b"\x00" * (CHUNK_SIZE - tail_size)
+
