@@ -256,3 +256,22 @@ def test_truncated_log_keeps_the_whole_records_of_its_cut_chunk(tmp_path):
     (line,) = log.errors
     assert line.startswith("damaged event log; truncated:") and "last chunk cut short" in line
     assert read_log(whole).errors == []
+
+
+def test_16403_gives_the_local_name_and_the_api_yields_log_only_jobs(tmp_path):
+    normalise = Normaliser("x.evtx")
+    added = normalise(_record("Microsoft-Windows-Bits-Client/Operational", 16403, {
+        "User": r"WS1\bob", "jobTitle": "upd", "jobId": "{AAAAAAAA-1111-2222-3333-444444444444}",
+        "jobOwner": r"WS1\bob", "fileCount": 1, "RemoteName": "http://x.test/a.exe",
+        "LocalName": r"C:\Users\bob\AppData\Local\Temp\a.exe", "processId": 42}))
+    assert (added.job_id, added.url, added.local_name) == ("aaaaaaaa-1111-2222-3333-444444444444",
+                                                           "http://x.test/a.exe", r"C:\Users\bob\AppData\Local\Temp\a.exe")
+    from bitsdb.sources.events import LogReadResult
+
+    (job,) = join([], [LogReadResult(path="x.evtx", events=[added])]).log_jobs
+    assert job.files[0].local_name.endswith("a.exe") and job.owner_name == r"WS1\bob"
+    import bitsdb
+
+    shutil.copyfile(evtx("windows_bits_4_59_60_lolbas_desktopimgdownldr.evtx"), tmp_path / "bits.evtx")
+    (job,) = list(bitsdb.parse(tmp_path))
+    assert job.history.log_only and job.creator_image.endswith("desktopimgdownldr.exe")
