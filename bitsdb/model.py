@@ -546,6 +546,23 @@ class ServiceConfig(Record):
 
 
 @dataclass
+class LogCoverage(Record):
+    """What the event logs read for one host cover, beside what its databases show: the evidence for
+    "cleared or missing Bits-Client log next to a database with activity"."""
+
+    host: str | None = None
+    logs: list[str] = field(default_factory=list)          # the event log files read for this host
+    bits_client_log: str | None = None                     # the Bits-Client/Operational file, if read
+    bits_client_records: int = 0
+    bits_client_first: int | None = field(default=None, metadata=FILETIME)
+    bits_client_last: int | None = field(default=None, metadata=FILETIME)
+    cleared: list[LogEvent] = field(default_factory=list)  # System 104 / Security 1102 of the BITS channels
+    database_jobs: int = 0
+    database_last_activity: int | None = field(default=None, metadata=FILETIME)
+    provenance: Provenance | None = None
+
+
+@dataclass
 class JobHistory(Record):
     """Everything the logs and process evidence say about one job, joined by job GUID (and by title
     and time for command lines)."""

@@ -275,3 +275,22 @@ def test_16403_gives_the_local_name_and_the_api_yields_log_only_jobs(tmp_path):
     shutil.copyfile(evtx("windows_bits_4_59_60_lolbas_desktopimgdownldr.evtx"), tmp_path / "bits.evtx")
     (job,) = list(bitsdb.parse(tmp_path))
     assert job.history.log_only and job.creator_image.endswith("desktopimgdownldr.exe")
+
+
+def test_coverage_counts_the_bits_client_log_clearings_and_database_activity():
+    from bitsdb.sources.events import LogReadResult
+
+    normalise = Normaliser("System.evtx")
+    cleared = normalise(_record("System", 104, {"SubjectUserName": "bob", "SubjectDomainName": "WS1",
+                                                "Channel": "Microsoft-Windows-Bits-Client/Operational"}))
+    assert cleared.action == "event log cleared" and cleared.owner == r"WS1\bob"
+    other = normalise(_record("System", 104, {"Channel": "Application"}))
+    bits = read_log(evtx("ID3-59-60-BITS_job_created.evtx"))
+    db_job = Job(job_id="11111111-2222-3333-4444-555555555555", creation_time=132585124410433560,
+                 provenance=Provenance(source_path="qmgr.db"))
+    picture = join([db_job], [bits, LogReadResult(path="System.evtx", events=[cleared, other])])
+    (entry,) = picture.coverage
+    assert entry.bits_client_log == bits.path and entry.bits_client_records == 5
+    assert entry.cleared == [cleared] and entry.database_jobs == 1
+    assert entry.database_last_activity == 132585124410433560
+    assert entry.bits_client_first == bits.events[0].time

@@ -104,7 +104,7 @@ def test_parse_scan_and_timeline_include_the_logs(tmp_path):
     assert parsed.exit_code == 0, parsed.output
     records = [json.loads(line) for line in parsed.output.splitlines()]
     kinds = sorted({r["record_type"] for r in records})
-    assert kinds == ["log_event", "log_job", "process"]
+    assert kinds == ["log_coverage", "log_event", "log_job", "process"]
     transfer = next(r for r in records if r.get("job_id") == TRANSFER_JOB)
     assert transfer["provenance"]["source_kind"] == "evtx" and transfer["history"]["log_only"]
     timeline = _run("timeline", "-f", "timesketch", str(logs))
@@ -129,7 +129,8 @@ def test_damaged_log_keeps_what_parses_and_says_so_in_one_line(tmp_path):
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("bitsdb: error:")]
     assert len(errors) == 1 and "damaged event log; 1 part(s) skipped (0 chunk(s), 1 record(s))" in errors[0]
-    processes = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    processes = [r for r in records if r["record_type"] == "process"]
     assert sorted(p["event_id"] for p in processes) == [800, 4103, 4104]     # record 4 was a 4103 of Join-Path
 
 

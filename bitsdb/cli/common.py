@@ -169,11 +169,14 @@ def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
 
 
 def picture_records(picture) -> Iterator[tuple[str, object]]:
-    """The records that are not jobs, in a fixed order: service configurations, processes, log events."""
+    """The records that are not jobs, in a fixed order: service configurations, what the logs of each host
+    cover, processes, log events."""
     if picture is None:
         return
     for service in picture.services:
         yield "service", service
+    for entry in picture.coverage:
+        yield "log_coverage", entry
     for process in picture.processes:
         yield "process", process
     for event in picture.log_events:

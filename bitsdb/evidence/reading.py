@@ -116,6 +116,7 @@ def read_group_logs(group: ArtefactGroup) -> tuple[list, list, list[str]]:
             failures.append(internal_error(artefact.display_path, exc))
             continue
         if group.evidence_kind != "file":
+            log.host, log.container = group.host, group.evidence
             for record in [*log.events, *log.processes]:
                 record.provenance = _evidence_provenance(record.provenance, artefact, group)
         for record in [*log.events, *log.processes]:

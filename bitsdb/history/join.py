@@ -25,11 +25,13 @@ from ..model import (
     JobFile,
     JobHistory,
     JobState,
+    LogCoverage,
     LogEvent,
     ProcessEvent,
     Provenance,
     ServiceConfig,
 )
+from ..sources.events import BITS_CLIENT as BITS_CLIENT_CHANNEL
 from ..sources.events import LogReadResult, guid
 
 SECOND = 10_000_000
@@ -58,6 +60,7 @@ class Picture:
     processes: list[ProcessEvent] = field(default_factory=list)   # BITS command lines / notify runs not linked
     log_events: list[LogEvent] = field(default_factory=list)      # events of no job (service, peer, network)
     services: list[ServiceConfig] = field(default_factory=list)
+    coverage: list[LogCoverage] = field(default_factory=list)     # one per host whose event logs were read
     logs: list[LogReadResult] = field(default_factory=list)
 
 
@@ -115,7 +118,53 @@ def join(jobs: Iterable[Job], logs: Iterable[LogReadResult], services: Iterable[
         target = _link_notify(process, everything) if process.notify_execution else _link(process, everything, by_id)
         if target is None:
             picture.processes.append(process)
+    picture.coverage = coverage(picture)
     return picture
+
+
+BITS_CHANNEL_FILE = "microsoft-windows-bits-client%4operational.evtx"
+CLEARED_CHANNELS = {"microsoft-windows-bits-client/operational", "security", "microsoft-windows-sysmon/operational",
+                    "microsoft-windows-powershell/operational", "windows powershell", "system"}
+
+
+def _where(provenance: Provenance | None) -> str:
+    """The host a record belongs to: the evidence's host, else its evidence item (loose files: one group)."""
+    if provenance is None:
+        return ""
+    return host_key(provenance.host) or provenance.container or ""
+
+
+def coverage(picture: Picture) -> list[LogCoverage]:
+    """Per host whose logs were read: which logs, what the Bits-Client log spans, log clearings, and the
+    databases' activity (jobs and their latest time)."""
+    hosts: dict[str, LogCoverage] = {}
+    for log in picture.logs:
+        key = host_key(log.host) or log.container or ""
+        entry = hosts.setdefault(key, LogCoverage(host=log.host, provenance=Provenance(
+            source_path=log.path, source_kind="evtx", source_sha256=log.sha256, host=log.host,
+            container=log.container)))
+        entry.logs.append(log.path)
+        name = log.path.replace("\\", "/").rsplit("/", 1)[-1].lower().replace("/", "%4")
+        bits = log.channels.get(BITS_CLIENT_CHANNEL) or name == BITS_CHANNEL_FILE
+        if bits:
+            entry.bits_client_log = log.path
+            entry.bits_client_records += log.channels.get(BITS_CLIENT_CHANNEL, 0)
+            times = [e.time for e in log.events if e.source == "bits-client" and e.time]
+            if times:
+                entry.bits_client_first = min(times + [entry.bits_client_first or times[0]])
+                entry.bits_client_last = max(times + [entry.bits_client_last or 0])
+        for event in log.events:
+            if event.action == "event log cleared" and (event.title or "").lower() in CLEARED_CHANNELS:
+                entry.cleared.append(event)
+    for job in picture.jobs:
+        entry = hosts.get(_where(job.provenance))
+        if entry is None and len(hosts) == 1 and not (job.provenance and job.provenance.host):
+            entry = next(iter(hosts.values()))          # loose files given together: one host
+        if entry is not None:
+            entry.database_jobs += 1
+            last = max(t or 0 for t in (job.creation_time, job.modification_time, job.completion_time))
+            entry.database_last_activity = max(entry.database_last_activity or 0, last) or None
+    return [hosts[key] for key in sorted(hosts)]
 
 
 def _event_order(event) -> tuple:

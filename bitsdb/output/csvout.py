@@ -142,6 +142,10 @@ class CsvWriter(RecordWriter):
         elif isinstance(record, LogEvent):
             cells.update(JobId=_text(record.job_id), DisplayName=describe_log_event(record),
                          CreatorImage=_text(record.process_path), CreationTime=filetime_to_ez(record.time))
+        elif record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            cells.update(DisplayName=describe_coverage(record))
         else:
             cells.update(DisplayName=describe_service(record))
         tail = finding_cells(findings) if self.findings_for else []

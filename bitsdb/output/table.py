@@ -97,7 +97,11 @@ class TableWriter(RecordWriter):
         from ..timeline.logs import describe_log_event, describe_process, describe_service
 
         w = self.stream.write
-        if record_type == "service":
+        if record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            w(f"\nEvent logs of {record.host or 'the loose files'}\n  {describe_coverage(record)}\n")
+        elif record_type == "service":
             w(f"\nBITS service ({record.control_set})  {record.provenance.source_path if record.provenance else ''}\n")
             w(f"  {describe_service(record)}\n")
             for name, other in sorted(record.other_control_sets.items()):

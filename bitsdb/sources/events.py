@@ -24,12 +24,15 @@ SYSTEM = "System"
 POWERSHELL_OPERATIONAL = "Microsoft-Windows-PowerShell/Operational"
 WINDOWS_POWERSHELL = "Windows PowerShell"
 
+LOG_CLEARED = 104                   # System: "The <channel> log file was cleared"
+LOG_CLEARED_SECURITY = 1102         # Security: "The audit log was cleared"
+
 #: channel -> (source label, event ids read; None = all)
 CHANNELS: dict[str, tuple[str, frozenset[int] | None]] = {
     BITS_CLIENT: ("bits-client", None),
     SYSMON: ("sysmon", frozenset({1, 3})),
-    SECURITY: ("security", frozenset({4688})),
-    SYSTEM: ("system", frozenset({7036, 7040, 7045})),
+    SECURITY: ("security", frozenset({4688, LOG_CLEARED_SECURITY})),
+    SYSTEM: ("system", frozenset({7036, 7040, 7045, LOG_CLEARED})),
     POWERSHELL_OPERATIONAL: ("powershell", frozenset({4103, 4104})),
     WINDOWS_POWERSHELL: ("powershell", frozenset({800})),
 }
@@ -45,7 +48,8 @@ BITS_ACTIONS = {
     16388: "job ownership taken by an administrator", 16389: "job cancelled after inactivity",
     16403: "file added to job",
 }
-SERVICE_ACTIONS = {7036: "service state changed", 7040: "service start type changed", 7045: "service installed"}
+SERVICE_ACTIONS = {7036: "service state changed", 7040: "service start type changed", 7045: "service installed",
+                   LOG_CLEARED: "event log cleared", LOG_CLEARED_SECURITY: "event log cleared"}
 BITS_SERVICE_NAMES = {"bits", "background intelligent transfer service"}
 
 _KEYS = {  # LogEvent attribute -> EventData names (lower case), first present wins
@@ -149,6 +153,8 @@ class LogReadResult:
 
     path: str
     sha256: str | None = None
+    host: str | None = None                 # the evidence's host (hive ComputerName or folder name), if any
+    container: str | None = None            # the evidence item the log came from
     events: list[LogEvent] = field(default_factory=list)
     processes: list[ProcessEvent] = field(default_factory=list)
     scan: LogScan | None = None
@@ -176,6 +182,8 @@ class Normaliser:
         if record.provider == BITS_PROVIDER or record.channel.lower() == BITS_CLIENT.lower():
             return self.bits_event(record)
         source = _CHANNELS_LOWER.get(record.channel.lower(), ("", None))[0]
+        if record.event_id in (LOG_CLEARED, LOG_CLEARED_SECURITY) and source in ("system", "security"):
+            return self.log_cleared(record, source)
         if source == "system":
             return self.service_event(record)
         if source == "sysmon" and record.event_id == 3:
@@ -228,6 +236,16 @@ class Normaliser:
                         action=SERVICE_ACTIONS.get(record.event_id, f"event {record.event_id}"),
                         computer=record.computer, user_sid=record.user_sid, title=name or None,
                         data=dict(data), provenance=self.provenance(record))
+
+    def log_cleared(self, record: RawRecord, source: str) -> LogEvent:
+        """Who cleared which log (System 104 names the channel; Security 1102 is the Security log)."""
+        data = record.data
+        channel = data.get("Channel") or (SECURITY if source == "security" else None)
+        user = "\\".join(str(data[k]) for k in ("SubjectDomainName", "SubjectUserName") if data.get(k))
+        return LogEvent(time=record.time, source=source, event_id=record.event_id, version=record.version,
+                        action=SERVICE_ACTIONS[record.event_id], computer=record.computer, user_sid=record.user_sid,
+                        title=_as_text(channel), owner=user or None, data=dict(data),
+                        provenance=self.provenance(record))
 
     def network_event(self, record: RawRecord) -> LogEvent | None:
         data = record.data

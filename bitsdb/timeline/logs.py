@@ -136,3 +136,22 @@ def describe_service(config: ServiceConfig) -> str:
     if config.job_inactivity_timeout_days:
         parts.append(f"policy JobInactivityTimeout {config.job_inactivity_timeout_days} days")
     return "; ".join(parts)
+
+
+def describe_coverage(entry) -> str:
+    """Which logs were read for a host, what the Bits-Client log spans, clearings, database activity."""
+    from ..timeutil import filetime_to_iso
+
+    parts = [f"{len(entry.logs)} event log(s) read"]
+    if entry.bits_client_log:
+        span = (f", {filetime_to_iso(entry.bits_client_first)} to {filetime_to_iso(entry.bits_client_last)}"
+                if entry.bits_client_first else "")
+        parts.append(f"Bits-Client log: {entry.bits_client_records} record(s){span}")
+    else:
+        parts.append("no Bits-Client/Operational log")
+    for event in entry.cleared:
+        parts.append(f"{event.title} cleared {filetime_to_iso(event.time)} by {event.owner or '?'}")
+    if entry.database_jobs:
+        parts.append(f"{entry.database_jobs} database job(s), last activity {filetime_to_iso(entry.database_last_activity)}")
+    return "; ".join(parts)
+
