@@ -150,3 +150,23 @@ def test_loose_system_hive(tmp_path):
     (service,) = [json.loads(line) for line in result.output.splitlines()]
     assert service["record_type"] == "service" and service["start_name"] == "AUTO"
     assert service["provenance"]["source_path"] == str(hive)
+
+
+def test_ecs_events_of_the_logs_use_ecs_fields_only(tmp_path):
+    from test_timeline import TYPE_CHECKS, _leaves
+
+    yaml = pytest.importorskip("yaml")
+    reference = real_sample("..", "reference", "ecs-9.4.0", "ecs_flat.yml")
+    fields = yaml.load(reference.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    out = _run("timeline", "-f", "ecs", str(real_sample("evtx"))).output
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert any("process" in doc for doc in docs) and any("url" in doc for doc in docs)
+    for doc in docs:
+        for name, value in _leaves(doc):
+            if name == "bits" or name.startswith("bits."):
+                continue
+            assert name in fields, f"{name} is not an ECS 9.4.0 field"
+            values = value if isinstance(value, list) else [value]
+            assert all(TYPE_CHECKS[fields[name]["type"]](v) for v in values), (name, value)
+            allowed = {a["name"] for a in fields[name].get("allowed_values", [])}
+            assert not allowed or set(values) <= allowed, (name, values)
