@@ -616,6 +616,7 @@ class JobHistory(Record):
     events: list[LogEvent] = field(default_factory=list)
     processes: list[ProcessEvent] = field(default_factory=list)       # command lines that made or changed it
     notify_executions: list[ProcessEvent] = field(default_factory=list)
+    inactivity_timeout_days: int | None = None  # the JobInactivityTimeout policy of the job's host (else 90)
 
 
 # --------------------------------------------------------------------------- from_dict

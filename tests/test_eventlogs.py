@@ -294,3 +294,14 @@ def test_coverage_counts_the_bits_client_log_clearings_and_database_activity():
     assert entry.cleared == [cleared] and entry.database_jobs == 1
     assert entry.database_last_activity == 132585124410433560
     assert entry.bits_client_first == bits.events[0].time
+
+
+def test_inactivity_policy_of_the_host_reaches_its_jobs():
+    from bitsdb.model import ServiceConfig
+
+    policy = ServiceConfig(job_inactivity_timeout_days=30, policies={"JobInactivityTimeout": 30},
+                           provenance=Provenance(source_path="SYSTEM", host="WS1"))
+    mine = Job(job_id="11111111-2222-3333-4444-555555555555", provenance=Provenance(source_path="a", host="ws1"))
+    other = Job(job_id="21111111-2222-3333-4444-555555555555", provenance=Provenance(source_path="b", host="WS2"))
+    join([mine, other], [], [policy])
+    assert mine.history.inactivity_timeout_days == 30 and other.history is None

@@ -63,6 +63,11 @@ class Picture:
     coverage: list[LogCoverage] = field(default_factory=list)     # one per host whose event logs were read
     logs: list[LogReadResult] = field(default_factory=list)
 
+    def latest_time(self) -> int | None:
+        """The newest time an event-log record holds: the logs' own 'now' (never the analyst's clock)."""
+        times = [r.time for log in self.logs for r in (*log.events, *log.processes) if r.time]
+        return max(times) if times else None
+
 
 def host_key(name: str | None) -> str | None:
     """`JUMP01.offsec.lan` and `JUMP01` are one computer."""
@@ -119,7 +124,23 @@ def join(jobs: Iterable[Job], logs: Iterable[LogReadResult], services: Iterable[
         if target is None:
             picture.processes.append(process)
     picture.coverage = coverage(picture)
+    _apply_policies(picture)
     return picture
+
+
+def _apply_policies(picture: Picture) -> None:
+    """A host's JobInactivityTimeout policy sets the expiry its jobs really had (lifetime rules use it)."""
+    policies = {_where(s.provenance): s.job_inactivity_timeout_days for s in picture.services
+                if s.job_inactivity_timeout_days}
+    if not policies:
+        return
+    only = next(iter(policies.values())) if len(policies) == 1 else None
+    for job in picture.jobs + picture.log_jobs:
+        days = policies.get(_where(job.provenance), only if not (job.provenance and job.provenance.host) else None)
+        if days:
+            if job.history is None:
+                job.history = JobHistory(computer=job.provenance.host if job.provenance else None)
+            job.history.inactivity_timeout_days = days
 
 
 BITS_CHANNEL_FILE = "microsoft-windows-bits-client%4operational.evtx"
