@@ -311,10 +311,9 @@ def _reference_to_dict(obj):
             continue
         value = getattr(obj, f.name)
         kind = f.metadata.get("kind")
-        if kind == "omit_empty":
-            if value:
-                out[f.name] = plain(value)
-        elif kind == "filetime":
+        if (f.metadata.get("omit_none") and value is None) or (f.metadata.get("omit_empty") and not value):
+            continue
+        if kind == "filetime":
             out[f.name] = filetime_to_iso(value)
             out[f.name + "_filetime"] = value
         elif kind == "flags":

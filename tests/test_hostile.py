@@ -492,10 +492,33 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 60) -> None
         time.sleep(0.02)
 
 
+def _interrupt(args: list, private_tmp: Path, condition, signum: int, whole_group: bool):
+    """Run bitsdb, wait until `condition()` holds, send the signal; (status, stderr lines)."""
+    env = {**os.environ, "TMPDIR": str(private_tmp), "PYTHONPATH": str(PROJECT)}
+    process = subprocess.Popen([sys.executable, "-m", "bitsdb", *map(str, args)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        _wait_for(condition, process)
+        if whole_group:
+            os.killpg(process.pid, signum)              # Ctrl-C on a terminal: every process of the group
+        else:
+            os.kill(process.pid, signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)                     # no worker process outlives the run
+    err = stderr.decode()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    return process.returncode, err.splitlines()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum, jobs, whole_group", [(signal.SIGTERM, 2, False), (signal.SIGINT, 2, True),
                                                        (signal.SIGTERM, 1, False)])
-def test_an_interrupted_run_cleans_up_and_keeps_complete_records(tmp_path, private_tmp, signum, jobs, whole_group):
+def test_an_interrupted_read_removes_every_copy_and_leaves_no_output(tmp_path, private_tmp, signum, jobs,
+                                                                     whole_group):
     evidence = tmp_path / "zips"
     evidence.mkdir()
     db = DEMO_DB.read_bytes()
@@ -504,36 +527,32 @@ def test_an_interrupted_run_cleans_up_and_keeps_complete_records(tmp_path, priva
                  compression=zipfile.ZIP_STORED)
     before = tree_state(evidence)
     out = tmp_path / "out.jsonl"
-    env = {**os.environ, "TMPDIR": str(private_tmp), "PYTHONPATH": str(PROJECT)}
-    process = subprocess.Popen([sys.executable, "-m", "bitsdb", "parse", "--recover", "--jobs", str(jobs), "-o",
-                                str(out), str(evidence)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                               start_new_session=True)
-    try:
-        # Interrupt while a copy exists in the private folder and records have been written.
-        _wait_for(lambda: list(private_tmp.glob("bitsdb-run-*/bitsdb-evidence-*"))
-                  and any(p.stat().st_size for p in tmp_path.glob(".out.jsonl.*.bitsdb-tmp")), process)
-        if whole_group:
-            os.killpg(process.pid, signum)              # Ctrl-C on a terminal: every process of the group
-        else:
-            os.kill(process.pid, signum)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    err = stderr.decode()
-    assert process.returncode == 128 + signum, err
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"bitsdb: interrupted by {signal.Signals(signum).name}; ")
-    assert "complete record(s) kept in" in lines[0]
-    partial = tmp_path / "out.jsonl.partial"
-    assert not out.exists() and partial.exists()
-    records = [json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines()]
-    assert records and partial.read_bytes().endswith(b"\n")
-    assert not list(tmp_path.glob(".out.jsonl.*"))
-    with pytest.raises(ProcessLookupError):
-        os.killpg(process.pid, 0)                     # no worker process outlives the run
+    # Interrupt while a worker holds a copy in the run's private folder.
+    status, lines = _interrupt(["parse", "--recover", "--jobs", jobs, "-o", out, evidence], private_tmp,
+                               lambda: list(private_tmp.glob("bitsdb-run-*/bitsdb-evidence-*")), signum, whole_group)
+    assert status == 128 + signum
+    assert lines == [f"bitsdb: interrupted by {signal.Signals(signum).name}; {out} was not written"]
+    assert not out.exists() and not list(tmp_path.glob("out.jsonl*")) and not list(tmp_path.glob(".out.jsonl.*"))
     assert leftovers(private_tmp) == [] and tree_state(evidence) == before
+
+
+@pytest.mark.slow
+def test_an_interrupted_write_keeps_the_complete_records_apart(tmp_path, private_tmp):
+    inputs = []
+    for index in range(150):                          # carve writes each input's records as it goes
+        inputs.append(tmp_path / f"copy{index:03}.db")
+        inputs[-1].write_bytes(DEMO_DB.read_bytes())
+    out = tmp_path / "out.json"
+    status, lines = _interrupt(["carve", "-f", "json", "-o", out, *inputs], private_tmp,
+                               lambda: any(p.stat().st_size for p in tmp_path.glob(".out.json.*.bitsdb-tmp")),
+                               signal.SIGTERM, False)
+    assert status == 143
+    assert lines[-1].startswith("bitsdb: interrupted by SIGTERM; ") and lines[-1].endswith(f"kept in {out}.partial")
+    assert not [line for line in lines if line.startswith("bitsdb: interrupted") and line != lines[-1]]
+    partial = json.loads((tmp_path / "out.json.partial").read_text(encoding="utf-8"))   # a closed JSON array
+    kept = int(lines[-1].split("; ")[1].split()[0])
+    assert len(partial) == kept > 0 and not out.exists() and not list(tmp_path.glob(".out.json.*"))
+    assert leftovers(private_tmp) == []
 
 
 def test_files_an_image_library_would_open_beside_an_image_must_be_plain(tmp_path, private_tmp):

@@ -381,7 +381,8 @@ def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None
 # ----------------------------------------------------------------------------- reading and writing
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None, scheduler: str | None = None) -> Iterator:
+                     progress: bool | None = None, scheduler: str | None = None,
+                     side: dict | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal.
 
@@ -407,7 +408,7 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
             first = next(batch, None)
         except PoolError as exc:
             usage_error(str(exc))
-        yield from _items(itertools.chain([first] if first is not None else [], batch), run, items)
+        yield from _items(itertools.chain([first] if first is not None else [], batch), run, items, side)
     chatty = progress if progress is not None else sys.stderr.isatty()
     if progress or events or (len(items) > 1 and (run.failures or chatty)):
         report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started,
@@ -416,8 +417,9 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
             click.echo(one_line(line), err=True)
 
 
-def _items(batch, run: Run, items: list) -> Iterator:
-    """Report each item's problems and hand on its results (then drop them: the summary needs counts)."""
+def _items(batch, run: Run, items: list, side: dict | None = None) -> Iterator:
+    """Report each item's problems and hand on its results (then drop them: the summary needs counts);
+    event logs and service facts go into `side` for the join."""
     for item in batch:
         for warning in item.warnings:
             say(warning, "warning")
@@ -425,13 +427,17 @@ def _items(batch, run: Run, items: list) -> Iterator:
             for warning in result.warnings:
                 report_warning(result.path, warning)
             yield result.path, result
+        if side is not None:
+            side.setdefault("logs", []).extend(item.logs)
+            side.setdefault("services", []).extend(item.services)
+        item.logs = []
         for failure in item.failures:
             run.fail_line(failure)
         item.results = []            # written: the summary only needs the counts
         items.append(item)
 
 
-def write_records(source: str, writer, run: Run, jobs, orphan_files) -> None:
+def write_records(source: str, writer, run: Run, jobs, orphan_files=()) -> None:
     """Write a source's records; one that cannot be written is reported (file and record) and skipped."""
     for index, job in enumerate(jobs):
         try:
@@ -445,11 +451,52 @@ def write_records(source: str, writer, run: Run, jobs, orphan_files) -> None:
             run.not_written(source, f"file {jf.file_id or '?'} (orphan record {index})", exc)
 
 
+def read_picture(paths: tuple[str, ...], run: Run, **options):
+    """(store results, Picture): everything read, database jobs joined to the event logs and process
+    evidence (bitsdb.history), in a fixed order."""
+    side: dict = {}
+    results = list(readable_results(paths, run, side=side, **options))
+    if not side.get("logs") and not side.get("services"):
+        return results, None           # database files only: the join machinery is not even imported
+    from ..history import join
+
+    picture = join((job for _, result in results for job in result.jobs), side["logs"], side["services"])
+    return results, picture
+
+
+#: The section of the output that holds what the event logs and hives add.
+LOG_SECTION = "event logs and registry hives"
+
+
 def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
     """Read every input into `writer`; problems are counted, never fatal."""
-    for source, result in readable_results(paths, run, **options):
+    results, picture = read_picture(paths, run, **options)
+    for source, result in results:
         writer.begin_source(source, result.kind, len(result.jobs), len(result.orphan_files))
         write_records(source, writer, run, result.jobs, result.orphan_files)
+    if picture is not None:
+        writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
+        write_records(LOG_SECTION, writer, run, picture.log_jobs)
+        for index, (record_type, record) in enumerate(picture_records(picture)):
+            try:
+                writer.write_record(record_type, record, writer.findings_of_record(record_type, record))
+            except Exception as exc:  # noqa: BLE001 - one record never stops a batch
+                run.not_written(LOG_SECTION, f"{record_type} (record {index})", exc)
+
+
+def picture_records(picture) -> Iterator[tuple[str, object]]:
+    """The records that are not jobs, in a fixed order: service configurations, what the logs of each host
+    cover, processes, log events."""
+    if picture is None:
+        return
+    for service in picture.services:
+        yield "service", service
+    for entry in picture.coverage:
+        yield "log_coverage", entry
+    for process in picture.processes:
+        yield "process", process
+    for event in picture.log_events:
+        yield "log_event", event
 
 
 def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,

@@ -22,7 +22,9 @@ from .common import (
     Finishing,
     Run,
     open_output,
-    readable_results,
+    LOG_SECTION,
+    picture_records,
+    read_picture,
     say,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
@@ -49,7 +51,7 @@ from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths: tuple[str, ...],
             as_of: int | None, fmt: str, output: str | None, min_severity: str, fail_on: str | None,
             recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None, debug: bool) -> None:
-    """Judge every job in PATHS and print one verdict per job.
+    """Judge every job in PATHS, and what the event logs and hives beside it show, one verdict each.
 
     \b
     A verdict has a severity (info < low < medium < high < critical), a confidence (high,
@@ -61,7 +63,6 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     and a verdict at or above that severity exists (3 wins over 1).
     """
     from ..output.findings import VerdictWriter
-    from ..rules.engine import evidence_time
 
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
@@ -72,20 +73,21 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     counts: Counter[str] = Counter()
     shown = 0
     with Finishing(out, writer):
-        for source, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress,
-                                               scheduler=scheduler):
-            when = as_of if as_of is not None else evidence_time(result.jobs)
-            for index, job in enumerate(result.jobs):
-                try:
-                    verdict = ruleset.assess(job, when)
-                    counts[verdict.severity] += 1
-                    rank = SEVERITY_RANK[verdict.severity]
-                    worst = max(worst, rank)
-                    if rank >= threshold:
-                        writer.write(verdict)
-                        shown += 1
-                except Exception as exc:  # noqa: BLE001 - one record never stops a batch
-                    run.not_written(source, f"job {job.job_id or '?'} (record {index})", exc)
+        results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                        scheduler=scheduler)
+        for where, judged in judge(ruleset, results, picture, as_of):
+            try:
+                verdict = judged()
+                if verdict is None:
+                    continue
+                counts[verdict.severity] += 1
+                rank = SEVERITY_RANK[verdict.severity]
+                worst = max(worst, rank)
+                if rank >= threshold:
+                    writer.write(verdict)
+                    shown += 1
+            except Exception as exc:  # noqa: BLE001 - one record never stops a batch
+                run.not_written(*where, exc)
     if sys.stderr.isatty():
         tally = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s])
         say(f"{sum(counts.values())} job(s) ({tally or 'none'}), {shown} shown")
@@ -93,3 +95,26 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         sys.exit(EXIT_FINDINGS)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def judge(ruleset, results, picture, as_of: int | None):
+    """((source, record label), verdict thunk) in output order: each store's jobs (counted to that store's
+    newest time unless --as-of), then log-only jobs and the records of event logs and hives (counted to
+    the logs' newest time). A thunk may give None (no verdict for that record) or raise (one record's
+    problem, said by the caller)."""
+    from functools import partial
+
+    from ..rules.engine import evidence_time
+
+    for source, result in results:
+        when = as_of if as_of is not None else evidence_time(result.jobs)
+        for index, job in enumerate(result.jobs):
+            yield (source, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
+    if picture is None:
+        return
+    when = as_of if as_of is not None else picture.latest_time()
+    for index, job in enumerate(picture.log_jobs):
+        yield (LOG_SECTION, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
+    for index, (kind, record) in enumerate(picture_records(picture)):
+        yield (LOG_SECTION, f"{kind} (record {index})"), partial(ruleset.assess_record, kind, record, when)
+

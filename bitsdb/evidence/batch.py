@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file, special_kind
+from ..sources.detect import detect_file, side_role, special_kind
 from ..sources.result import SourceError, internal_error, unreadable
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
@@ -54,7 +54,7 @@ def classify(path: str | Path) -> str:
     try:
         if st.st_size == 0:
             raise SourceError("empty file")
-        if detect_file(path) is not InputKind.UNKNOWN:
+        if detect_file(path) is not InputKind.UNKNOWN or side_role(path):
             return "file"
         from .archives import is_zip
 
@@ -134,7 +134,8 @@ def _file_group(path: str) -> ArtefactGroup:
     stat = p.stat()
     group = ArtefactGroup(evidence=path, evidence_kind="file", folder=str(p.parent))
     group.artefacts.append(Artefact(evidence=path, evidence_kind="file", path_in_evidence=p.name, name=p.name,
-                                    role="store", size=stat.st_size, mtime=stat.st_mtime, local_path=path))
+                                    role=side_role(path) or "store", size=stat.st_size, mtime=stat.st_mtime,
+                                    local_path=path))
     return group
 
 
@@ -169,7 +170,7 @@ def open_unit(unit: Unit, root: str | Path | None = None
 
 def run_unit(unit: Unit, recover: bool = False, root: str | Path | None = None) -> ItemResult:
     """Read one unit (with carved historical records when `recover`); never raises an Exception."""
-    from .reading import read_group
+    from .reading import read_group, read_group_logs
 
     started = time.perf_counter()
     kind = unit.group.evidence_kind if unit.group else unit.kind
@@ -184,6 +185,10 @@ def run_unit(unit: Unit, recover: bool = False, root: str | Path | None = None) 
                 results, failures = read_group(group, recover)
                 item.groups.append(group)
                 item.results.extend(results)
+                item.failures.extend(failures)
+                logs, services, failures = read_group_logs(group)
+                item.logs.extend(logs)
+                item.services.extend(services)
                 item.failures.extend(failures)
                 item.warnings.extend(group.warnings)
                 group.warnings = []

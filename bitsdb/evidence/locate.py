@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from ..sources.detect import role_of
+from ..text import is_valid
 
 #: Downloader folder below a volume root, Vista and later / XP and 2003.
 DOWNLOADER_TAILS = (
@@ -29,6 +30,20 @@ HIVE_PATHS = {
     "SYSTEM": ("Windows", "System32", "config", "SYSTEM"),
 }
 
+#: Where Windows keeps its event logs, below a volume root; only the channels that tell of BITS are taken
+#: from it (KAPE writes `/` in a channel name as `%4`). Loose .evtx files elsewhere are all read.
+LOG_FOLDER = ("Windows", "System32", "winevt", "Logs")
+EVENT_LOG_NAMES = frozenset({
+    "microsoft-windows-bits-client/operational.evtx", "microsoft-windows-sysmon/operational.evtx",
+    "security.evtx", "system.evtx", "microsoft-windows-powershell/operational.evtx", "windows powershell.evtx",
+})
+
+
+def wanted_log_name(name: str) -> bool:
+    """A log of the Windows logs folder that can tell of BITS (by channel file name)."""
+    return decoded(name).lower().replace("%4", "/") in EVENT_LOG_NAMES
+
+
 _DRIVE = re.compile(r"^(?:[a-z]|[a-z]:|\\\\[.?]\\[a-z]:)$", re.I)
 _SNAPSHOT = re.compile(r"(?:^vss(\d+)$|harddiskvolumeshadowcopy(\d+)$)", re.I)
 #: Folder names collectors put between the collection root and the drive.
@@ -45,15 +60,20 @@ def decoded(component: str) -> str:
     return unquote(component) if "%" in component else component
 
 
-#: A private copy's file name: what BITS names its files (qmgr.db, edb00001.log, edbres00002.jrs, qmgr.jfm).
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
+#: What a private copy's file name may not hold: separators, a drive colon, NUL and other controls.
+_NOT_IN_NAME = re.compile(r"[/\\:\x00-\x1f\x7f]")
 
 
 def copy_name(name: str) -> str | None:
-    """The name a container file's private copy gets: its own BITS name when that is a plain file name
-    (never a separator, `..` or control character, whatever percent-decoding gives), else None."""
+    """The name a container file's private copy gets: its own name as the collector meant it (qmgr.db,
+    edb00001.log, Microsoft-Windows-Bits-Client%4Operational.evtx) when that is one plain file name,
+    else None: never a separator, `..`, drive colon or control character, whatever percent-decoding
+    gives, and at most 255 bytes."""
     name = decoded(name)
-    return name if _PLAIN_NAME.fullmatch(name) else None
+    if (name in ("", ".", "..") or _NOT_IN_NAME.search(name) or not is_valid(name)
+            or len(name.encode("utf-8")) > 255):
+        return None
+    return name
 
 
 def downloader_index(parts: tuple[str, ...] | list[str]) -> int | None:
@@ -153,10 +173,16 @@ def find_in_listing(paths) -> list[FoundFolder]:
                     root = tuple(decoded(p).lower() for p in parts[:-4])
                     hives_by_root.setdefault(root, {})[label] = tuple(parts)
     found = []
+    log_tail = tuple(p.lower() for p in LOG_FOLDER)
     for folder, files in by_folder.items():
         index = downloader_index(folder)
-        if index is None and not any(role == "store" for _, role in files):
+        if len(folder) >= len(log_tail) and tuple(decoded(p).lower() for p in folder[-len(log_tail):]) == log_tail:
+            files = [(name, role) for name, role in files if role != "log" or wanted_log_name(name)]
+            index = len(folder) - len(log_tail)         # the logs of a volume: host and hives as for Downloader
+        if index is None and not any(role in ("store", "log") for _, role in files):
             continue                         # stray edb.log files are not BITS evidence on their own
+        if not files:
+            continue
         files.sort(key=lambda item: item[0].lower())
         if index is not None:
             root = folder[:index]

@@ -6,7 +6,7 @@ import csv
 
 from ..model import CostFlags, FileAclFlags, Job, JobFile, NotifyFlags, SecurityFlags, flag_names
 from ..timeutil import filetime_to_ez
-from .base import RecordWriter
+from .base import RecordWriter, record_type_of
 
 
 class CsvRows:
@@ -109,14 +109,16 @@ def source_cells(p) -> list[str]:
             str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
 
 
-def raw_strings_cell(job: Job | None, jf: JobFile | None) -> str:
+def raw_strings_cell(job: Job | None, jf: JobFile | None, provenance=None) -> str:
     """Every kept source value of a row's records (text that was not valid Unicode), as
-    `field=hex` joined by `;`: job fields by name, then `file.`, `provenance.` and `file.provenance.`."""
+    `field=hex` joined by `;`: job fields by name, then `file.`, `provenance.` and `file.provenance.`
+    (`provenance`: of a record that is neither a job nor a file)."""
     parts = []
-    for prefix, record in (("", job), ("provenance.", job.provenance if job else None), ("file.", jf),
+    provenance = job.provenance if job else provenance
+    for prefix, record in (("", job), ("provenance.", provenance), ("file.", jf),
                            ("file.provenance.", jf.provenance if jf and (not job or jf.provenance is not
                                                                          job.provenance) else None)):
-        if record is not None and record.raw_strings:
+        if record is not None and getattr(record, "raw_strings", None):
             parts.extend(f"{prefix}{name}={raw}" for name, raw in sorted(record.raw_strings.items()))
     return ";".join(parts)
 
@@ -151,12 +153,35 @@ class CsvWriter(RecordWriter):
         return [str(index)] + [fn(jf) for name, fn in FILE_COLUMNS.items() if fn is not None]
 
     def _job(self, job: Job):
-        head = self._source("job", job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
+        head = self._source(record_type_of(job), job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
         tail = finding_cells(self.findings(job)) if self.findings_for else []
         if not job.files:
             self._csv.writerow(head + self._file_cells(None, None) + [raw_strings_cell(job, None)] + tail)
         for index, jf in enumerate(job.files):
             self._csv.writerow(head + self._file_cells(index, jf) + [raw_strings_cell(job, jf)] + tail)
+
+    def _other(self, record_type, record, findings):
+        """One row: the record's sentence in DisplayName, its time in CreationTime, linked jobs in JobId."""
+        from ..timeline.logs import describe_log_event, describe_process, describe_service
+        from ..model import LogEvent, ProcessEvent
+
+        cells = dict.fromkeys(JOB_COLUMNS, "")
+        if isinstance(record, ProcessEvent):
+            cells.update(JobId="|".join(record.job_ids), DisplayName=describe_process(record),
+                         CreatorImage=_text(record.image), CreationTime=filetime_to_ez(record.time))
+        elif isinstance(record, LogEvent):
+            cells.update(JobId=_text(record.job_id), DisplayName=describe_log_event(record),
+                         CreatorImage=_text(record.process_path), CreationTime=filetime_to_ez(record.time))
+        elif record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            cells.update(DisplayName=describe_coverage(record))
+        else:
+            cells.update(DisplayName=describe_service(record))
+        tail = finding_cells(findings) if self.findings_for else []
+        self._csv.writerow(self._source(record_type, record.provenance) + list(cells.values())
+                           + self._file_cells(None, None) + [raw_strings_cell(None, None, record.provenance)]
+                           + tail)
 
     def _orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)

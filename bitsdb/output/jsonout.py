@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from .base import RecordWriter, job_record, orphan_record
+from .base import RecordWriter, job_record, orphan_record, other_record
 
 
 #: One encoder for every line (json.dumps with options builds a new one per call). Records
@@ -39,6 +39,9 @@ class JsonLinesWriter(RecordWriter):
     def _orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
 
+    def _other(self, record_type, record, findings):
+        self.stream.write(dumps(other_record(record_type, record, findings)) + "\n")
+
 
 class JsonArrayWriter(RecordWriter):
     """Streams the array so memory does not grow with the number of records."""
@@ -51,6 +54,9 @@ class JsonArrayWriter(RecordWriter):
 
     def _orphan(self, jf):
         self._emit(orphan_record(jf))
+
+    def _other(self, record_type, record, findings):
+        self._emit(other_record(record_type, record, findings))
 
     def _end(self):
         self.stream.write("[]\n" if self.records == 0 else "\n]\n")

@@ -32,6 +32,9 @@ class TableWriter(RecordWriter):
         self._line(f"== {path}  [{kind}]  {job_count} job(s){extra}")
 
     def _job(self, job: Job):
+        if job.history is not None and job.history.log_only:
+            self._log_job(job)
+            return
         w = self._line
         partial = f"  PARTIAL: {job.partial_reason}" if job.partial else ""
         w()
@@ -67,8 +70,68 @@ class TableWriter(RecordWriter):
             offset = f" at offset 0x{job.provenance.offset:x}" if job.provenance.offset is not None else ""
             w(f"  source        {where}{offset}{' (recovered)' if job.provenance.recovered else ''}")
         self._raw_strings(job)
-        for finding in self.findings(job) or []:
-            w(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}")
+        if job.history is not None:
+            self._history(job)
+        self._findings(self.findings(job))
+
+    def _log_job(self, job: Job):
+        """A job only the event logs know: what they say, without the database's empty fields."""
+        w = self._line
+        w()
+        w(f"Log-only job {job.job_id}  {job.display_name!r}  "
+          f"[{_n(job.state) if job.state is not None else 'state not logged'}]")
+        if job.creator_image:
+            w(f"  creator       {job.creator_image}")
+        for index, jf in enumerate(job.files):
+            self._file(index, jf)
+        self._history(job)
+        self._findings(self.findings(job))
+
+    def _history(self, job: Job):
+        """The lifecycle from the logs, one line per event in time order (time, event id, what it says)."""
+        from ..timeline.logs import describe_log_event, describe_process
+
+        history = job.history
+        owner = f"  owner {history.owner_account}" if history.owner_account else ""
+        self._line(f"  log lifecycle{owner}")
+        lines = []
+        for event in history.events:
+            detail = describe_log_event(event).replace(f"job '{event.title or ''}' ({event.job_id}); ", "")
+            lines.append((event.time or 0, f"{event.event_id:>5} {detail}"))
+        for process in [*history.processes, *history.notify_executions]:
+            tag = "NOTIFY RAN" if process.notify_execution else f"{process.source} {process.event_id}"
+            lines.append((process.time or 0, f"{tag} {describe_process(process)}"))
+        for when, text in sorted(lines, key=lambda line: line[0]):
+            self._line(f"    {filetime_to_ez(when)[:23] or '-':<23} {text}")
+
+    def _other(self, record_type, record, findings):
+        from ..timeline.logs import describe_log_event, describe_process, describe_service
+
+        w = self._line
+        w()
+        if record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            w(f"Event logs of {record.host or 'the loose files'}")
+            w(f"  {describe_coverage(record)}")
+        elif record_type == "service":
+            w(f"BITS service ({record.control_set})  {record.provenance.source_path if record.provenance else ''}")
+            w(f"  {describe_service(record)}")
+            for name, other in sorted(record.other_control_sets.items()):
+                w(f"  {name}: start {other.get('start_name')} image {other.get('image_path')} "
+                  f"ServiceDll {other.get('service_dll')}")
+            if record.policies:
+                w("  policies      " + ", ".join(f"{k}={v}" for k, v in sorted(record.policies.items())))
+        else:
+            text = describe_process(record) if record_type == "process" else describe_log_event(record)
+            where = record.provenance.table if record.provenance else ""
+            w(f"{record_type} {filetime_to_ez(record.time)[:23]}  {where} {record.event_id}")
+            w(f"  {text}")
+        self._findings(findings)
+
+    def _findings(self, findings) -> None:
+        for finding in findings or []:
+            self._line(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}")
 
     def _raw_strings(self, record) -> None:
         """Text that was not valid Unicode: the record's kept source bytes (see README, Output)."""
