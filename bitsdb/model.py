@@ -424,6 +424,8 @@ class Job(Record):
     cost_flags: int | None = field(default=None, metadata=_flags(CostFlags))
     network_guid: str | None = None
     creator_image: str | None = None
+    package_family_name: str | None = None  # packaged (AppX/MSIX) creator, Windows 11 24H2+ (§5.10.1)
+    application_id: str | None = None       # the creator's application id within its package, as stored
     http_method: str | None = None
     aux_string: str | None = None
     extra: bytes = b""                      # bytes between inner and outer footer (double marker)

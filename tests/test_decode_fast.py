@@ -130,6 +130,17 @@ def _with_new_trailer_fields() -> bytes:
     return blob[:at] + b"\x07\x00\x00\x00" + b"\xff" * 9 + blob[at:]
 
 
+def _packaged(extra: bytes = b"") -> bytes:
+    """A Windows 11 24H2 job of a packaged app (§5.10.1), with `extra` bytes after its optional fields."""
+    job = _job(package_family_name="Microsoft.OutlookForWindows_8wekyb3d8bbwe",
+               application_id="!Microsoft.OutlookforWindows", network_guid="7befb604-85b2-4191-b7bd-c5f5a263cb7b")
+    blob = encode_job(job)
+    guid = uuid.UUID(job.network_guid).bytes_le
+    tail = guid + b"\x00" * 21
+    at = blob.rindex(tail)
+    return blob[:at] + extra + blob[at:]
+
+
 def odd_job_blobs() -> dict[str, bytes]:
     plain = encode_job(_job())
     return {
@@ -144,6 +155,9 @@ def odd_job_blobs() -> dict[str, bytes]:
         "double_marker": encode_job(_job(type=JobType.UPLOAD, outer_marker="8f5657d0-012c-4e3e-ad2c-f4a5d7656faf",
                                          extra=b"\x01\x02upload-reply")),
         "new_trailer_fields": _with_new_trailer_fields(),
+        "packaged_24h2": _packaged(),
+        "packaged_unknown_field": _packaged(extra=b"\x01" + bytes(range(0x40, 0x50))),
+        "truncated_packaged_in_creator": _packaged()[:-180],
         "not_a_job": b"\xa1V\t\xe1C\xaf\xc9B\x92\xe6o\x98V\xeb\xa7\xf6" + b"\xff" * 200,
         "too_short": b"\x00" * 10,
         "zeros": b"\x00" * 900,

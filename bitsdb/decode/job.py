@@ -214,10 +214,74 @@ def _apply_trailer(job: Job, trailer: Container, unknown: dict[str, Any]) -> Non
     job.aux_string = trailer.get("aux_string")
     for name in ("unk_c0", "unk_c1", "net_a_flag", "net_b_flag", "unk_e1"):
         unknown[name] = trailer.get(name)
+    optional = trailer.get("optional_fields")
+    if optional:
+        unknown["optional_fields"] = _apply_optional_fields(job, optional)
     for name in ("zeros42", "zeros21", "unk_d16", "unk_e3"):
         unknown[name] = hex_or_none(trailer.get(name))
     if trailer.get("net_b_guid") is not None and trailer.net_b_guid != trailer.get("net_a_guid"):
         unknown["net_b_guid"] = trailer.net_b_guid
+
+
+#: The optional trailer fields (§5.10.1) whose meaning is known, by position: the model field
+#: that holds a text value found there.
+NAMED_OPTIONAL_FIELDS = ("package_family_name", "application_id")
+
+
+def _apply_optional_fields(job: Job, fields: Sequence[Container]) -> list[Any]:
+    """Known optional fields onto the job; returns the layout that rebuilds all of them: per
+    field, the model field's name (text at a known position), None (absent, flag 0), a number
+    (flag 1 + u32), {"text": ...} (text at another position) or {"hex": ...} (bytes not understood)."""
+    layout: list[Any] = []
+    for index, field in enumerate(fields):
+        kind, value = field["kind"], field["value"]
+        if kind == "text" and index < len(NAMED_OPTIONAL_FIELDS):
+            setattr(job, NAMED_OPTIONAL_FIELDS[index], value)
+            layout.append(NAMED_OPTIONAL_FIELDS[index])
+        elif kind == "text":
+            layout.append({"text": value})
+        elif kind == "absent":
+            layout.append(None)
+        elif kind == "u32":
+            layout.append(value)
+        else:
+            layout.append({"hex": bytes(value).hex()})
+    return layout
+
+
+#: Layout written for a job with package identity but no recorded layout: as the one real record.
+DEFAULT_OPTIONAL_LAYOUT = ("package_family_name", "application_id", 0x25)
+
+
+def optional_fields_to_sections(job: Job, layout: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """The inverse of _apply_optional_fields (ValueError when the layout cannot hold the job's values)."""
+    if layout is None:
+        if job.package_family_name is None and job.application_id is None:
+            return []
+        layout = DEFAULT_OPTIONAL_LAYOUT
+    fields = []
+    for index, item in enumerate(layout):
+        if item in NAMED_OPTIONAL_FIELDS:
+            if NAMED_OPTIONAL_FIELDS.index(item) != index:
+                raise ValueError(f"unknown.optional_fields[{index}]: {item} belongs at position "
+                                 f"{NAMED_OPTIONAL_FIELDS.index(item)}")
+            value = getattr(job, item)
+            fields.append(dict(kind="absent", value=None) if value is None else dict(kind="text", value=value))
+        elif item is None:
+            fields.append(dict(kind="absent", value=None))
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < 1 << 32:
+            fields.append(dict(kind="u32", value=item))
+        elif isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str):
+            fields.append(dict(kind="text", value=item["text"]))
+        elif isinstance(item, dict) and set(item) == {"hex"}:
+            fields.append(dict(kind="raw", value=unhex(item["hex"], 0)))
+        else:
+            raise ValueError(f"unknown.optional_fields[{index}]: {item!r} is not a field name, null, a u32, "
+                             "{text: ...} or {hex: ...}")
+    for index, name in enumerate(NAMED_OPTIONAL_FIELDS):
+        if getattr(job, name) is not None and (index >= len(layout) or layout[index] != name):
+            raise ValueError(f"{name} is set but unknown.optional_fields has no place for it at position {index}")
+    return fields
 
 
 def decode_error(record: Container) -> JobError:
@@ -269,6 +333,7 @@ def job_to_sections(job: Job) -> dict[str, Any]:
         timers.append(dict(present=1, window=dict(start=timer.start, end=timer.end)) if timer
                       else dict(present=0, window=None))
     headers = job.custom_headers
+    optional = optional_fields_to_sections(job, job.unknown.get("optional_fields"))
     return dict(
         header=dict(marker=marker, unk_10=unknown["unk_10"], priority=int(job.priority or 0),
                     state=state, type=int(job.type or 0), job_id=job.job_id),
@@ -305,7 +370,8 @@ def job_to_sections(job: Job) -> dict[str, Any]:
             cost_flags=0x80000067 if job.cost_flags is None else job.cost_flags,
             zeros42=unhex(unknown["zeros42"], 42), net_a_flag=unknown["net_a_flag"],
             net_a_guid=job.network_guid or "00000000-0000-0000-0000-000000000000",
-            net_b_flag=unknown["net_b_flag"],
+            net_b_flag=unknown["net_b_flag"] if "net_b_flag" in job.unknown else int(not optional),
+            optional_fields=optional,
             net_b_guid=unknown["net_b_guid"] or job.network_guid or "00000000-0000-0000-0000-000000000000",
             zeros21=unhex(unknown["zeros21"], 21), creator_image=job.creator_image or "",
             unk_d16=unhex(unknown["unk_d16"], 16), http_method=job.http_method or "GET",

@@ -51,9 +51,14 @@ def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | Non
     if not isinstance(schema, Struct):
         return None, offset, error
     best: tuple[Container | None, int] = (None, offset)
-    for count in range(1, len(schema.subcons)):
+    for count in range(1, len(schema.subcons) + 1):
         try:
             parsed = Probe(Struct(*schema.subcons[:count])).parse(data[offset:])   # one-off: not cached
+        except job_fmt.OptionalFieldsCut as cut:    # keeps the optional fields read before the cut
+            value = Container(best[0] or {})
+            value[schema.subcons[count - 1].name] = cut.fields
+            best = (value, offset + cut.stream_end)
+            break
         except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
             break
         best = (parsed.value, offset + parsed.end)

@@ -7,24 +7,34 @@ the same sections together for `build`.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from construct import (
     Array,
     Bytes,
     Check,
     Const,
+    Construct,
+    Container,
     If,
     Int8ul,
     Int32sl,
     Int32ul,
     Int64ul,
+    ListContainer,
     Rebuild,
+    SizeofError,
+    StreamError,
     Struct,
     len_,
+    stream_tell,
+    stream_write,
     this,
 )
 
 from .markers import FILE_LIST_MARKER
-from .primitives import FileTime, Guid, WStr
+from .primitives import MAX_WSTR_UNITS, FileTime, Guid, WStr
 
 #: Sanity limits (FORMAT.md §9.4) that tell a real record from misaligned bytes.
 MAX_FILES_PER_JOB = 4096
@@ -165,8 +175,8 @@ JobNetwork = Struct(
     "max_download_time" / Int32ul,
 )
 
-#: ESE-only trailer after max_download_time, up to the footer (§5.10).
-EseTrailer = Struct(
+#: Trailer fields from max_download_time up to the first optional field (§5.10, §5.10.1).
+EseTrailerHead = Struct(
     "unk_c0" / Int32ul,
     "unk_c1" / Int32ul,
     "cost_flags" / Int32ul,
@@ -174,6 +184,10 @@ EseTrailer = Struct(
     "net_a_flag" / Int8ul,
     "net_a_guid" / Guid,
     "net_b_flag" / Int8ul,
+)
+
+#: Trailer fields from the second network GUID to the end, creator image included (§5.10).
+EseTrailerTail = Struct(
     "net_b_guid" / Guid,
     "zeros21" / Bytes(21),
     "creator_image" / WStr,
@@ -182,6 +196,177 @@ EseTrailer = Struct(
     "unk_e3" / Bytes(3),
     "aux_string" / WStr,
     "unk_e1" / Int8ul,
+)
+
+#: Sizes in the tail before the creator image: net_b_guid + zeros21.
+_CREATOR_AT = 16 + 21
+#: Longest HTTP verb taken for one when looking for the tail (BITS verbs are short tokens).
+MAX_HTTP_METHOD_UNITS = 64
+#: Farthest the tail is looked for past optional fields that do not parse.
+MAX_OPTIONAL_BYTES = 8192
+
+
+def _counted_string_end(data: bytes, at: int, max_units: int = MAX_WSTR_UNITS) -> int | None:
+    """End offset of the counted string at `at` when its count fits and it ends with its NUL."""
+    if at + 4 > len(data):
+        return None
+    count = int.from_bytes(data[at:at + 4], "little")
+    end = at + 4 + 2 * count
+    if count > max_units or end > len(data) or (count and data[end - 2:end] != b"\x00\x00"):
+        return None
+    return end
+
+
+def tail_state(data: bytes, at: int) -> str | None:
+    """Whether the creator tail (EseTrailerTail) can start at `at`: "fits" when its three
+    counted strings sit where the layout puts them, within `data` and NUL-terminated; "cut"
+    when `data` ends inside it with everything before the end consistent; else None."""
+    pos = at + _CREATOR_AT
+    for skip, max_units in ((0, MAX_WSTR_UNITS), (16, MAX_HTTP_METHOD_UNITS), (3, MAX_WSTR_UNITS)):
+        pos += skip
+        if pos + 4 > len(data):
+            return "cut"
+        count = int.from_bytes(data[pos:pos + 4], "little")
+        if count > max_units:
+            return None
+        end = pos + 4 + 2 * count
+        if end > len(data):
+            return "cut"
+        if count and data[end - 2:end] != b"\x00\x00":
+            return None
+        pos = end
+    return "fits" if pos + 1 <= len(data) else "cut"
+
+
+def optional_text(data: bytes, at: int) -> tuple[str, int] | None:
+    """(text, end) of a counted string at `at` that is text: count >= 1, NUL-terminated, valid
+    UTF-16 without control characters; None otherwise."""
+    end = _counted_string_end(data, at)
+    if end is None or end - at < 6:
+        return None
+    try:
+        text = data[at + 4:end - 2].decode("utf-16-le")
+    except UnicodeDecodeError:
+        return None
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text):
+        return None
+    return text, end
+
+
+class OptionalFieldsCut(StreamError):
+    """The record ends (or stops making sense) inside the optional fields: `fields` were read
+    before that point, which is `stream_end` in the stream."""
+
+    def __init__(self, message: str, fields: list, stream_end: int, path: Any = None):
+        super().__init__(message, path=path)
+        self.fields = fields
+        self.stream_end = stream_end
+
+
+def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[str, Any]], int, str | None]:
+    """The flag-prefixed optional fields between `net_b_flag` and the creator tail (§5.10.1).
+
+    `data` starts right after `net_b_flag`; returns (fields, offset of the tail, problem).
+    The older layout has no optional field: the tail starts at 0. Otherwise the tail is the
+    first place after them where it fits and starts with the record's first network GUID
+    (both layouts repeat it there, which keeps misaligned bytes from passing for a tail; a
+    tail cut by the end of `data` counts). The bytes before it are read as fields, left to
+    right: `00` ("absent", None), `01` + counted string ("text", str), `01` + u32 ("u32",
+    int) when another field or the tail follows; what none of these explains is kept as
+    one ("raw", bytes) field, so an unknown field costs its own bytes, never the creator.
+    `problem` is None when the tail was found; else it says why not, and the fields and
+    offset are what was read before that (a record cut inside the fields).
+    """
+    state = tail_state(data, 0)
+    if state == "fits" or (state == "cut" and data[:16] == network_guid):
+        return [], 0, None
+    if len(data) < 16 and network_guid.startswith(data):
+        return [], 0, "the record ends inside the second network GUID"
+    tail = None
+    search = 1
+    while (found := data.find(network_guid, search, MAX_OPTIONAL_BYTES)) >= 0:
+        if tail_state(data, found) is not None:
+            tail = found
+            break
+        search = found + 1
+    limit = len(data) if tail is None else tail
+    fields: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < limit:
+        flag = data[pos]
+        if flag == 0:
+            fields.append(("absent", None))
+            pos += 1
+        elif flag == 1 and (text := optional_text(data, pos + 1)) is not None and text[1] <= limit:
+            fields.append(("text", text[0]))
+            pos = text[1]
+        elif flag == 1 and pos + 5 <= limit and (pos + 5 == limit or data[pos + 5] in (0, 1)):
+            fields.append(("u32", int.from_bytes(data[pos + 1:pos + 5], "little")))
+            pos += 5
+        else:
+            break
+    if tail is not None:
+        if pos < tail:
+            fields.append(("raw", data[pos:tail]))
+        return fields, tail, None
+    if pos >= len(data) or _runs_past_end(data, pos):
+        return fields, pos, "the record ends inside the optional fields before the creator image"
+    return fields, pos, f"optional field flag 0x{data[pos]:02x} not understood and no creator image after it"
+
+
+def _runs_past_end(data: bytes, pos: int) -> bool:
+    """A `01` flag whose counted string would run past the end of `data` (a cut record)."""
+    if data[pos] != 1:
+        return False
+    if pos + 5 > len(data):
+        return True
+    count = int.from_bytes(data[pos + 1:pos + 5], "little")
+    return count <= MAX_WSTR_UNITS and pos + 5 + 2 * count > len(data)
+
+
+class OptionalFields(Construct):
+    """The flag-prefixed optional fields of the 24H2 trailer (§5.10.1), found by
+    `scan_optional_fields`; each parses to Container(kind, value) and builds back to the
+    same bytes. Parsing fails when the creator tail cannot be found after them."""
+
+    def _parse(self, stream, context, path):
+        start = stream_tell(stream, path)
+        rest = stream.read()
+        fields, end, problem = scan_optional_fields(rest, uuid.UUID(context.net_a_guid).bytes_le)
+        found = ListContainer(Container(kind=kind, value=value) for kind, value in fields)
+        if problem is not None:
+            raise OptionalFieldsCut(problem, found, start + end, path=path)
+        stream.seek(start + end)
+        return found
+
+    def _build(self, obj, stream, context, path):
+        data = b"".join(optional_field_bytes(item["kind"], item["value"]) for item in obj or [])
+        stream_write(stream, data, len(data), path)
+        return obj
+
+    def _sizeof(self, context, path):
+        raise SizeofError("optional fields have no fixed size", path=path)
+
+
+def optional_field_bytes(kind: str, value: Any) -> bytes:
+    """The bytes of one optional field (the inverse of scan_optional_fields)."""
+    if kind == "absent":
+        return b"\x00"
+    if kind == "text":
+        return b"\x01" + WStr.build(value)
+    if kind == "u32":
+        return b"\x01" + Int32ul.build(value)
+    if kind == "raw":
+        return bytes(value)
+    raise ValueError(f"unknown optional field kind {kind!r}")
+
+
+#: ESE-only trailer after max_download_time, up to the footer (§5.10); Windows 11 24H2 puts
+#: flag-prefixed optional fields (package identity) before the second network GUID (§5.10.1).
+EseTrailer = Struct(
+    *EseTrailerHead.subcons,
+    "optional_fields" / OptionalFields(),
+    *EseTrailerTail.subcons,
 )
 
 #: The sections of an ESE job blob in order: (name, schema). The decoder walks this list.
