@@ -46,7 +46,9 @@ def one_time_compile_ms() -> tuple[float, float] | None:
     from bitsdb.formats.job import ESE_JOB_SECTIONS
 
     times = []
-    for record in (ESE_JOB_SECTIONS, file_decode.FILE_SECTIONS):
+    from bitsdb.formats.file import ESE_FILE_SECTIONS
+
+    for record in (ESE_JOB_SECTIONS, ESE_FILE_SECTIONS):
         start = time.process_time()
         sections.compile_schema(sections.Probe(sections.whole_record(record)).interpreted)
         times.append((time.process_time() - start) * 1000)

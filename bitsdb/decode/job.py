@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Container
-
-from ..formats import job as job_fmt
 from ..formats.markers import ALL_JOB_MARKERS, DEFAULT_JOB_MARKER, DPAPI_PROVIDER, marker_label
-from ..formats.primitives import guid_text
+from ..formats.plain import guid_text
 from ..model import (
     WELL_KNOWN_SIDS,
     CustomHeaders,
@@ -29,6 +26,9 @@ from ..model import (
 )
 from .sections import BlobError, SectionWalk, hex_or_none, unhex, walk_sections
 from .security import build_security_descriptor, decode_security
+
+if TYPE_CHECKING:
+    from construct import Container
 
 TIMER_SLOTS = ("no_progress", "error", "retry")
 
@@ -72,7 +72,7 @@ def job_head_problems(job: Job) -> list[str]:
     return problems
 
 
-def decode_job_blob(data: bytes, sections: Sequence[tuple[str, Any]] = job_fmt.ESE_JOB_SECTIONS,
+def decode_job_blob(data: bytes, sections: Sequence[tuple[str, Any]] | str = "ese_job",
                     *, require_known_marker: bool = False) -> Job:
     """Decode a job record (ESE blob by default; legacy readers pass their own sections)."""
     data = bytes(data)
@@ -173,7 +173,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
         if "unk6" in counters:
             unknown["unk6"] = hex_or_none(counters.unk6)
     timers = parsed.get("timers")
-    if timers is not None and not isinstance(timers, Container):
+    if timers is not None and not isinstance(timers, dict):
         job.timers = [Timer(slot=slot, start=t.window.start, end=t.window.end)
                       for slot, t in zip(TIMER_SLOTS, timers) if t.present]
     network = parsed.get("network")
@@ -388,6 +388,8 @@ def _error_to_record(error: JobError) -> dict[str, Any]:
 
 def encode_job(job: Job) -> bytes:
     """Build an ESE job blob from a Job (footer = header marker; outer marker and extra restored)."""
+    from ..formats import job as job_fmt
+
     sections = job_to_sections(job)
     body = job_fmt.EseJobBlob.build(dict(sections, footer=sections["header"]["marker"]))
     if job.outer_marker:

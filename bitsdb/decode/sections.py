@@ -8,11 +8,12 @@ record is marked partial with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Container, ConstructError, Struct, Tell
+from ..formats import fastparse
 
-from ..formats import job as job_fmt
+if TYPE_CHECKING:
+    from construct import Container
 
 FILETIME_1990 = 125911584000000000
 FILETIME_2100 = 159029568000000000
@@ -36,8 +37,56 @@ class SectionWalk:
     failure: str | None = None
 
 
+#: The generated parsers (formats.fastparse) answer first for the records they cover; tests
+#: turn this off to compare them with construct.
+USE_GENERATED = True
+
+
+def section_list(sections: Any) -> Sequence[tuple[str, Any]]:
+    """The (name, schema) sections a key names ("ese_job", "ese_file"), or `sections` itself."""
+    if sections == "ese_job":
+        from ..formats import job as job_fmt
+
+        return job_fmt.ESE_JOB_SECTIONS
+    if sections == "ese_file":
+        from ..formats import file as file_fmt
+
+        return file_fmt.ESE_FILE_SECTIONS
+    return sections
+
+
+def parse_generated(sections: Any, data: bytes, offset: int) -> tuple[dict[str, Any], int] | None:
+    """All `sections` parsed by their generated parser, when they have one and it vouches for the
+    bytes; else None (construct decides)."""
+    name = sections if isinstance(sections, str) else getattr(sections, "name", None)
+    parser = getattr(fastparse, f"parse_sections_{name}", None) if name and USE_GENERATED else None
+    if parser is None:
+        return None
+    try:
+        return parser(data, offset)
+    except Exception:               # FastParseMiss, a short read, anything: the reference parse decides
+        return None
+
+
+def parse_whole(sections: Any, data: bytes, offset: int) -> tuple[dict[str, Any], int] | None:
+    """All sections in one parse when the record is well formed: generated parser, else
+    construct's compiled one once it exists; None when only the section walk can tell."""
+    fast = parse_generated(sections, data, offset)
+    if fast is not None:
+        return fast
+    sections = section_list(sections)
+    probe = probe_for(whole_record(sections)).parse_fast(data[offset:] if offset else data)
+    if probe is None:
+        return None
+    return {name: probe.value[name] for name, _ in sections}, offset + probe.end
+
+
 def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | None, int, str | None]:
     """Parse `schema` at `offset`; on failure keep the longest prefix of its fields that parses."""
+    from construct import Container, ConstructError, Struct
+
+    from ..formats import job as job_fmt
+
     probe = probe_for(schema)
     chunk = data[offset:] if offset else data
     fast = probe.parse_fast(chunk)
@@ -81,6 +130,8 @@ class Probe:
     __slots__ = ("value_schema", "interpreted", "compiled", "uses")
 
     def __init__(self, schema: Any) -> None:
+        from construct import Struct, Tell
+
         self.value_schema = schema
         self.interpreted = Struct("value" / schema, "end" / Tell)
         self.compiled: Any = None          # None: not yet; False: does not compile
@@ -136,10 +187,12 @@ def describe_error(exc: Exception) -> str:
     return text[:200]
 
 
-WHOLE_RECORDS: dict[tuple, Struct] = {}
+WHOLE_RECORDS: dict[tuple, Any] = {}
 
 
-def whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
+def whole_record(sections: Sequence[tuple[str, Any]]) -> Any:
+    from construct import Struct
+
     key = tuple(id(schema) for _, schema in sections)
     whole = WHOLE_RECORDS.get(key)
     if whole is None:
@@ -149,18 +202,24 @@ def whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
     return whole
 
 
-def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]]) -> SectionWalk:
+def walk_sections(data: bytes, offset: int, sections: Any) -> SectionWalk:
     """Parse named sections one after the other; stop at the first that fails.
 
-    Well-formed records take one parse of all sections (the common case, twice as fast);
-    anything else is walked section by section to keep what validates.
+    `sections` is a list of (name, schema) or a key of one ("ese_job"). Well-formed records
+    take one parse of all sections (generated code when the list has it: the common case);
+    anything else is walked section by section with construct to keep what validates.
     """
+    fast = parse_generated(sections, data, offset)
+    if fast is not None and _errors_fit(fast[0]):
+        return SectionWalk(parsed=dict(fast[0]), end=fast[1])
+    from construct import ConstructError
+
+    sections = section_list(sections)
     whole = probe_for(whole_record(sections))
     chunk = data[offset:] if offset else data
     try:
         probe = whole.parse_fast(chunk) or whole.parse(chunk)
-        errors = probe.value.get("errors")
-        if errors is None or errors.count == 0 or plausible_times(probe.value.get("counters")):
+        if _errors_fit(probe.value):
             return SectionWalk(parsed={name: probe.value[name] for name, _ in sections}, end=offset + probe.end)
     except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
         pass
@@ -181,8 +240,19 @@ def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]])
     return walk
 
 
+def _errors_fit(parsed: Any) -> bool:
+    """A whole-record parse holds when it read no error record, or the times after them are plausible
+    (else the 25-byte error form may be the right one: the walk decides)."""
+    errors = parsed.get("errors")
+    return errors is None or errors.count == 0 or plausible_times(parsed.get("counters"))
+
+
 def _choose_error_form(data: bytes, offset: int, following: Sequence[tuple[str, Any]]) -> Any:
     """21-byte records (verified) unless only the 25-byte form leaves plausible times after it."""
+    from construct import ConstructError
+
+    from ..formats import job as job_fmt
+
     counters = dict(following).get("counters", job_fmt.JobCounters)
     for form in (job_fmt.ErrorSection21, job_fmt.ErrorSection25):
         try:

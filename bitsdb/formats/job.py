@@ -7,7 +7,6 @@ the same sections together for `build`.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from construct import (
@@ -34,7 +33,8 @@ from construct import (
 )
 
 from .markers import FILE_LIST_MARKER
-from .primitives import MAX_WSTR_UNITS, FileTime, Guid, WStr
+from .plain import SectionList, guid_bytes, scan_optional_fields
+from .primitives import FileTime, Guid, WStr
 
 #: Sanity limits (FORMAT.md §9.4) that tell a real record from misaligned bytes.
 MAX_FILES_PER_JOB = 4096
@@ -198,61 +198,6 @@ EseTrailerTail = Struct(
     "unk_e1" / Int8ul,
 )
 
-#: Sizes in the tail before the creator image: net_b_guid + zeros21.
-_CREATOR_AT = 16 + 21
-#: Longest HTTP verb taken for one when looking for the tail (BITS verbs are short tokens).
-MAX_HTTP_METHOD_UNITS = 64
-#: Farthest the tail is looked for past optional fields that do not parse.
-MAX_OPTIONAL_BYTES = 8192
-
-
-def _counted_string_end(data: bytes, at: int, max_units: int = MAX_WSTR_UNITS) -> int | None:
-    """End offset of the counted string at `at` when its count fits and it ends with its NUL."""
-    if at + 4 > len(data):
-        return None
-    count = int.from_bytes(data[at:at + 4], "little")
-    end = at + 4 + 2 * count
-    if count > max_units or end > len(data) or (count and data[end - 2:end] != b"\x00\x00"):
-        return None
-    return end
-
-
-def tail_state(data: bytes, at: int) -> str | None:
-    """Whether the creator tail (EseTrailerTail) can start at `at`: "fits" when its three
-    counted strings sit where the layout puts them, within `data` and NUL-terminated; "cut"
-    when `data` ends inside it with everything before the end consistent; else None."""
-    pos = at + _CREATOR_AT
-    for skip, max_units in ((0, MAX_WSTR_UNITS), (16, MAX_HTTP_METHOD_UNITS), (3, MAX_WSTR_UNITS)):
-        pos += skip
-        if pos + 4 > len(data):
-            return "cut"
-        count = int.from_bytes(data[pos:pos + 4], "little")
-        if count > max_units:
-            return None
-        end = pos + 4 + 2 * count
-        if end > len(data):
-            return "cut"
-        if count and data[end - 2:end] != b"\x00\x00":
-            return None
-        pos = end
-    return "fits" if pos + 1 <= len(data) else "cut"
-
-
-def optional_text(data: bytes, at: int) -> tuple[str, int] | None:
-    """(text, end) of a counted string at `at` that is text: count >= 1, NUL-terminated, valid
-    UTF-16 without control characters; None otherwise."""
-    end = _counted_string_end(data, at)
-    if end is None or end - at < 6:
-        return None
-    try:
-        text = data[at + 4:end - 2].decode("utf-16-le")
-    except UnicodeDecodeError:
-        return None
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text):
-        return None
-    return text, end
-
-
 class OptionalFieldsCut(StreamError):
     """The record ends (or stops making sense) inside the optional fields: `fields` were read
     before that point, which is `stream_end` in the stream."""
@@ -263,67 +208,6 @@ class OptionalFieldsCut(StreamError):
         self.stream_end = stream_end
 
 
-def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[str, Any]], int, str | None]:
-    """The flag-prefixed optional fields between `net_b_flag` and the creator tail (§5.10.1).
-
-    `data` starts right after `net_b_flag`; returns (fields, offset of the tail, problem).
-    The older layout has no optional field: the tail starts at 0. Otherwise the tail is the
-    first place after them where it fits and starts with the record's first network GUID
-    (both layouts repeat it there, which keeps misaligned bytes from passing for a tail; a
-    tail cut by the end of `data` counts). The bytes before it are read as fields, left to
-    right: `00` ("absent", None), `01` + counted string ("text", str), `01` + u32 ("u32",
-    int) when another field or the tail follows; what none of these explains is kept as
-    one ("raw", bytes) field, so an unknown field costs its own bytes, never the creator.
-    `problem` is None when the tail was found; else it says why not, and the fields and
-    offset are what was read before that (a record cut inside the fields).
-    """
-    state = tail_state(data, 0)
-    if state == "fits" or (state == "cut" and data[:16] == network_guid):
-        return [], 0, None
-    if len(data) < 16 and network_guid.startswith(data):
-        return [], 0, "the record ends inside the second network GUID"
-    tail = None
-    search = 1
-    while (found := data.find(network_guid, search, MAX_OPTIONAL_BYTES)) >= 0:
-        if tail_state(data, found) is not None:
-            tail = found
-            break
-        search = found + 1
-    limit = len(data) if tail is None else tail
-    fields: list[tuple[str, Any]] = []
-    pos = 0
-    while pos < limit:
-        flag = data[pos]
-        if flag == 0:
-            fields.append(("absent", None))
-            pos += 1
-        elif flag == 1 and (text := optional_text(data, pos + 1)) is not None and text[1] <= limit:
-            fields.append(("text", text[0]))
-            pos = text[1]
-        elif flag == 1 and pos + 5 <= limit and (pos + 5 == limit or data[pos + 5] in (0, 1)):
-            fields.append(("u32", int.from_bytes(data[pos + 1:pos + 5], "little")))
-            pos += 5
-        else:
-            break
-    if tail is not None:
-        if pos < tail:
-            fields.append(("raw", data[pos:tail]))
-        return fields, tail, None
-    if pos >= len(data) or _runs_past_end(data, pos):
-        return fields, pos, "the record ends inside the optional fields before the creator image"
-    return fields, pos, f"optional field flag 0x{data[pos]:02x} not understood and no creator image after it"
-
-
-def _runs_past_end(data: bytes, pos: int) -> bool:
-    """A `01` flag whose counted string would run past the end of `data` (a cut record)."""
-    if data[pos] != 1:
-        return False
-    if pos + 5 > len(data):
-        return True
-    count = int.from_bytes(data[pos + 1:pos + 5], "little")
-    return count <= MAX_WSTR_UNITS and pos + 5 + 2 * count > len(data)
-
-
 class OptionalFields(Construct):
     """The flag-prefixed optional fields of the 24H2 trailer (§5.10.1), found by
     `scan_optional_fields`; each parses to Container(kind, value) and builds back to the
@@ -332,7 +216,7 @@ class OptionalFields(Construct):
     def _parse(self, stream, context, path):
         start = stream_tell(stream, path)
         rest = stream.read()
-        fields, end, problem = scan_optional_fields(rest, uuid.UUID(context.net_a_guid).bytes_le)
+        fields, end, problem = scan_optional_fields(rest, guid_bytes(context.net_a_guid))
         found = ListContainer(Container(kind=kind, value=value) for kind, value in fields)
         if problem is not None:
             raise OptionalFieldsCut(problem, found, start + end, path=path)
@@ -370,7 +254,7 @@ EseTrailer = Struct(
 )
 
 #: The sections of an ESE job blob in order: (name, schema). The decoder walks this list.
-ESE_JOB_SECTIONS = (
+ESE_JOB_SECTIONS = SectionList("ese_job", (
     ("header", JobHeader),
     ("strings", JobStrings),
     ("owner", OwnerSecurity),
@@ -380,7 +264,7 @@ ESE_JOB_SECTIONS = (
     ("timers", JobTimers),
     ("network", JobNetwork),
     ("trailer", EseTrailer),
-)
+))
 
 #: A whole single-marker ESE job blob, for `build`.
 EseJobBlob = Struct(*(name / schema for name, schema in ESE_JOB_SECTIONS), "footer" / Bytes(16))
