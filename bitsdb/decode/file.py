@@ -50,6 +50,16 @@ def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str |
                 f = file_from_body(body, file_id, "download")
                 _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
                 return f
+    if layout_hint == "upload" or data[:16] != FILE_MARKER:     # where the walk below tries upload first
+        whole = parse_whole(FILE_SECTIONS, data, 24)
+        if whole is not None and data[whole[1]:] == FILE_MARKER:
+            body = whole[0]["body"]
+            if body["local_name"] or body["remote_name"]:
+                f = file_from_body(body, file_id, "upload")
+                (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)
+                f.unknown["upload_marker"] = data[:16].hex()
+                _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
+                return f
     from ..formats import file as file_fmt
 
     layouts = ["upload", "download"] if layout_hint == "upload" else ["download", "upload"]

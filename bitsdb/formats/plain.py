@@ -47,7 +47,8 @@ def read_wstr(data: bytes, pos: int) -> tuple[str, int]:
     end = start + 2 * count
     if count > MAX_WSTR_UNITS or end > len(data):
         raise FastParseMiss
-    return wstr_text(data[start:end]), end
+    text = data[start:end].decode("utf-16-le", "surrogatepass")     # wstr_text, inlined (hot)
+    return (text[:-1] if text[-1:] == "\x00" else text), end
 
 
 def guid_text(raw: bytes) -> str:

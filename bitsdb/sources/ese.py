@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 from ..decode import BlobError, decode_file_blob, decode_job_blob
+from ..formats.plain import guid_text
 from ..formats.markers import InputKind
 from ..model import Job, JobFile, JobType, Provenance
 from .ese_lv import EseLongValues, LongValueError, lid_from_reference
@@ -73,28 +74,52 @@ def _long_value(record, long_values: dict[int, bytes]):
     return record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
 
 
-def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes]):
-    """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors."""
+def _page_rows(reader: EseLongValues | None, name: str) -> list[tuple[bytes, int]] | None:
+    """(Id, LID) of the table's rows read from its pages in one pass, or None (libesedb reads them)."""
+    try:
+        return reader.blob_rows(name) if reader else None
+    except _ONE_PASS_FAILURES:
+        return None
+
+
+def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes],
+          page_rows: list[tuple[bytes, int]] | None = None):
+    """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors.
+
+    Rows read from the pages (`page_rows`, when they are as many as libesedb counts) take their
+    blob from the one-pass long values; any row whose blob is not there is read with libesedb."""
     try:
         count = table.get_number_of_records()
     except (OSError, IOError) as exc:
         raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
-    for index in range(count):
-        record_id = blob = None
-        try:
-            record = table.get_record(index)
-            raw_id = record.get_value_data(ID_COLUMN)
-            record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
-            if record.is_long_value(BLOB_COLUMN):
-                blob = _long_value(record, long_values)
+    if page_rows is not None and len(page_rows) == count:
+        for index, (raw_id, lid) in enumerate(page_rows):
+            blob = long_values.pop(lid, None)
+            if blob is None:
+                yield _record_row(table, index, name, result, long_values)
             else:
-                blob = record.get_value_data(BLOB_COLUMN)
-        except (OSError, IOError) as exc:
-            reason = f"blob unreadable ({_short(exc)})"
-            result.errors.append(f"{name} record {index} ({record_id or 'id unreadable'}): {reason}")
-            yield index, record_id, None, reason
-            continue
-        yield index, record_id, bytes(blob or b""), None
+                yield index, guid_text(raw_id), blob, None
+        return
+    for index in range(count):
+        yield _record_row(table, index, name, result, long_values)
+
+
+def _record_row(table, index: int, name: str, result: SourceResult, long_values: dict[int, bytes]):
+    """One row through libesedb: (index, id text, blob or None, reason)."""
+    record_id = blob = None
+    try:
+        record = table.get_record(index)
+        raw_id = record.get_value_data(ID_COLUMN)
+        record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
+        if record.is_long_value(BLOB_COLUMN):
+            blob = _long_value(record, long_values)
+        else:
+            blob = record.get_value_data(BLOB_COLUMN)
+    except (OSError, IOError) as exc:
+        reason = f"blob unreadable ({_short(exc)})"
+        result.errors.append(f"{name} record {index} ({record_id or 'id unreadable'}): {reason}")
+        return index, record_id, None, reason
+    return index, record_id, bytes(blob or b""), None
 
 
 def read_ese(path: Path, sha256: str | None) -> SourceResult:
@@ -111,13 +136,15 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
         files_by_id: dict[str, JobFile] = {}
         file_blobs: dict[str, tuple[int, bytes]] = {}
         if "Files" in names:
-            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"))
+            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"),
+                              _page_rows(lv_reader, "Files"))
             for index, file_id, blob, _ in file_rows:
                 file_blobs[file_id or f"row-{index}"] = (index, blob)
         else:
             result.warnings.append("no Files table: job files cannot be resolved")
         unreadable_jobs = 0
-        job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"))
+        job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"),
+                         _page_rows(lv_reader, "Jobs"))
         for index, job_id, blob, reason in job_rows:
             provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                     table="Jobs", record_index=index, recovered_from="live table")
