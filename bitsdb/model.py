@@ -273,7 +273,7 @@ class Record:
         return record_from_dict(cls, data)
 
 
-@dataclass
+@dataclass(slots=True)
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
 
@@ -296,7 +296,7 @@ class Provenance(Record):
     file_times: dict[str, str] | None = None  # the source file's file-system times (ISO 8601 UTC), if known
 
 
-@dataclass
+@dataclass(slots=True)
 class Ace(Record):
     ace_type: int
     ace_type_name: str
@@ -306,7 +306,7 @@ class Ace(Record):
     sid_name: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class SecurityInfo(Record):
     """The owner token block and the job's self-relative security descriptor (§5.4)."""
 
@@ -323,7 +323,7 @@ class SecurityInfo(Record):
     decode_error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class JobError(Record):
     hresult: int | None
     hresult_hex: str | None
@@ -333,14 +333,14 @@ class JobError(Record):
     unknown: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Timer(Record):
     slot: str                               # no_progress | error | retry (meanings inferred, §5.8)
     start: int = field(default=0, metadata=FILETIME)
     end: int = field(default=0, metadata=FILETIME)
 
 
-@dataclass
+@dataclass(slots=True)
 class CustomHeaders(Record):
     """Present when the job has custom HTTP headers; their text is DPAPI-encrypted (§5.9)."""
 
@@ -353,13 +353,13 @@ class CustomHeaders(Record):
     unknown: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class FileRange(Record):
     offset: int
     length: int
 
 
-@dataclass
+@dataclass(slots=True)
 class JobFile(Record):
     file_id: str | None
     local_name: str | None = None
@@ -383,7 +383,7 @@ class JobFile(Record):
     provenance: Provenance | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Job(Record):
     job_id: str | None
     marker: str | None = None

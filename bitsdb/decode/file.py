@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..formats.markers import FILE_MARKER, PROGRESS_TERMINATOR
 from ..model import FileRange, JobFile
-from .sections import BlobError, parse_prefix, parse_whole, unhex
+from .sections import BlobError, hex_or_none, parse_prefix, parse_whole, shared, unhex
 
 if TYPE_CHECKING:
     from construct import Container
@@ -17,10 +17,13 @@ BYTES_UNKNOWN = 0xFFFFFFFFFFFFFFFF
 def file_from_body(body: Container, file_id: str | None = None, layout: str = "download") -> JobFile:
     """Map a parsed FileBody (possibly a prefix of it) onto a JobFile."""
     f = JobFile(file_id=file_id, layout=layout)
-    for name in ("local_name", "remote_name", "temp_name", "bytes_transferred", "drive", "volume",
-                 "local_attributes", "remote_last_modified"):
+    for name in ("local_name", "remote_name", "temp_name", "bytes_transferred", "local_attributes",
+                 "remote_last_modified"):
         if name in body:
             setattr(f, name, body[name])
+    for name in ("drive", "volume"):
+        if name in body:
+            setattr(f, name, shared(body[name]))
     if "bytes_total" in body:
         f.bytes_total = -1 if body.bytes_total == BYTES_UNKNOWN else body.bytes_total
     if "ranges" in body:
@@ -112,9 +115,9 @@ def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:
 def _apply_progress(f: JobFile, a: Container, b: Container) -> None:
     f.progress_complete = a["complete"]
     f.progress_bytes_done = a["bytes_done"]
-    f.unknown.update(progress_a_unk16=bytes(a["unk_a16"]).hex(), progress_a_unk8=a["unk_a8"],
-                     progress_b_unk0=b["unk_b0"], progress_b_unk6=bytes(b["unk_b6"]).hex(),
-                     progress_b_unk12=bytes(b["unk_b12"]).hex(),
+    f.unknown.update(progress_a_unk16=hex_or_none(a["unk_a16"]), progress_a_unk8=a["unk_a8"],
+                     progress_b_unk0=b["unk_b0"], progress_b_unk6=hex_or_none(b["unk_b6"]),
+                     progress_b_unk12=hex_or_none(b["unk_b12"]),
                      progress_b_entries=[[e["bytes_done"], e["unk"]] for e in b["entries"]])
 
 

@@ -24,7 +24,7 @@ from ..model import (
     Timer,
     enum_or_int,
 )
-from .sections import BlobError, SectionWalk, hex_or_none, unhex, walk_sections
+from .sections import BlobError, SectionWalk, hex_or_none, shared, unhex, walk_sections
 from .security import build_security_descriptor, decode_security
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
         for name in ("display_name", "description", "notify_program", "notify_parameters", "owner_sid",
                      "notify_flags"):
             if name in strings:
-                setattr(job, name, strings[name])
+                setattr(job, name, shared(strings[name]) if name == "owner_sid" else strings[name])
         if job.owner_sid is not None:
             job.owner_name = WELL_KNOWN_SIDS.get(job.owner_sid)
     owner = parsed.get("owner")
@@ -209,9 +209,9 @@ def _apply_network(job: Job, network: Container, unknown: dict[str, Any]) -> Non
 def _apply_trailer(job: Job, trailer: Container, unknown: dict[str, Any]) -> None:
     job.cost_flags = trailer.get("cost_flags")
     job.network_guid = trailer.get("net_a_guid")
-    job.creator_image = trailer.get("creator_image")
-    job.http_method = trailer.get("http_method")
-    job.aux_string = trailer.get("aux_string")
+    job.creator_image = shared(trailer.get("creator_image"))
+    job.http_method = shared(trailer.get("http_method"))
+    job.aux_string = shared(trailer.get("aux_string"))
     for name in ("unk_c0", "unk_c1", "net_a_flag", "net_b_flag", "unk_e1"):
         unknown[name] = trailer.get(name)
     optional = trailer.get("optional_fields")

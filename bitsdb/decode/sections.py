@@ -274,7 +274,35 @@ def plausible_times(counters: Container | None) -> bool:
 
 
 def hex_or_none(value: bytes | None) -> str | None:
-    return None if value is None else bytes(value).hex()
+    """Hex text of unknown bytes; the same value gives the same str object (records repeat their
+    constant fields, e.g. 42 zero bytes, and a large store keeps every record in memory)."""
+    if value is None:
+        return None
+    text = _HEX_TEXTS.get(value)
+    if text is None:
+        if len(_HEX_TEXTS) >= 4096:
+            _HEX_TEXTS.clear()
+        text = _HEX_TEXTS[value] = bytes(value).hex()
+    return text
+
+
+_HEX_TEXTS: dict[bytes, str] = {}
+
+
+def shared(text: Any) -> Any:
+    """One str object per value for fields that repeat across records (owner, creator, drive,
+    volume): a large store keeps every record in memory."""
+    if text.__class__ is not str:
+        return text
+    found = _SHARED_TEXTS.get(text)
+    if found is None:
+        if len(_SHARED_TEXTS) >= 4096:
+            _SHARED_TEXTS.clear()
+        found = _SHARED_TEXTS[text] = text
+    return found
+
+
+_SHARED_TEXTS: dict[str, str] = {}
 
 
 def unhex(value: Any, size: int) -> bytes:

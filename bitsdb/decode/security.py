@@ -30,11 +30,11 @@ def decode_security(owner: Container) -> SecurityInfo:
         return info
     decoded = _DESCRIPTORS.get(raw)
     if decoded is None:
-        decoded = _decode_descriptor(raw)
+        decoded = (raw, *_decode_descriptor(raw))
         if len(_DESCRIPTORS) >= _MAX_DESCRIPTORS:
             _DESCRIPTORS.clear()
         _DESCRIPTORS[raw] = decoded
-    fields, dacl, sacl = decoded
+    info.raw, fields, dacl, sacl = decoded       # one bytes object for the jobs that share a descriptor
     for name, value in fields.items():
         setattr(info, name, value)
     # Fresh Ace objects for every job: readers set `sid_name` on them (evidence name resolution).
@@ -44,7 +44,7 @@ def decode_security(owner: Container) -> SecurityInfo:
 
 
 #: Decoded descriptors by their bytes: jobs of one owner carry the same descriptor.
-_DESCRIPTORS: dict[bytes, tuple[dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]] = {}
+_DESCRIPTORS: dict[bytes, tuple[bytes, dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]] = {}
 _MAX_DESCRIPTORS = 1024
 
 

@@ -133,15 +133,8 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
         if "Jobs" not in names:
             raise SourceError("ESE database without a Jobs table (not a BITS qmgr.db)")
         lv_reader = _long_value_reader(path)
-        files_by_id: dict[str, JobFile] = {}
-        file_blobs: dict[str, tuple[int, bytes]] = {}
-        if "Files" in names:
-            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"),
-                              _page_rows(lv_reader, "Files"))
-            for index, file_id, blob, _ in file_rows:
-                file_blobs[file_id or f"row-{index}"] = (index, blob)
-        else:
-            result.warnings.append("no Files table: job files cannot be resolved")
+        # Jobs first, then Files: the blobs of the two tables are never all in memory at once
+        # (a decoded blob is dropped; a 10,000-job store holds 50 MB of them).
         unreadable_jobs = 0
         job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"),
                          _page_rows(lv_reader, "Jobs"))
@@ -166,16 +159,28 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
                 job.partial = True
                 job.partial_reason = (job.partial_reason + "; " if job.partial_reason else "") + \
                     f"row Id {job_id} differs from the blob's job id"
+            result.jobs.append(job)
+        files_by_id: dict[str, JobFile] = {}
+        file_blobs: dict[str, tuple[int, bytes]] = {}
+        if "Files" in names:
+            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"),
+                              _page_rows(lv_reader, "Files"))
+            for index, file_id, blob, _ in file_rows:
+                file_blobs[file_id or f"row-{index}"] = (index, blob)
+        else:
+            result.warnings.append("no Files table: job files cannot be resolved")
+        for job in result.jobs:
             layout = "upload" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else None
             for file_id in job.file_ids:
                 if file_id not in file_blobs:
                     job.missing_file_ids.append(file_id)
                     continue
                 if file_id not in files_by_id:
-                    files_by_id[file_id] = _decode_file(path, sha256, result, file_id, *file_blobs[file_id],
+                    file_index, file_blob = file_blobs[file_id]
+                    files_by_id[file_id] = _decode_file(path, sha256, result, file_id, file_index, file_blob,
                                                         layout)
+                    file_blobs[file_id] = (file_index, b"")   # decoded: its bytes need not stay in memory
                 job.files.append(files_by_id[file_id])
-            result.jobs.append(job)
         for file_id, (index, blob) in file_blobs.items():
             if file_id not in files_by_id:
                 result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
