@@ -169,7 +169,8 @@ def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any]
     return out
 
 
-# Field metadata tags: how to_dict shows a field.
+# Field metadata tags: how to_dict shows a field. (Every record class has a docstring: without
+# one, @dataclass builds it from inspect.signature, which costs start-up time.)
 FILETIME = {"kind": "filetime"}
 
 
@@ -236,6 +237,16 @@ def _make_to_dict(cls: type) -> Any:
     return to_dict
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+    return names
+
+
 _ISO_TEXT: dict[int, str | None] = {}
 _NOT_SEEN = object()
 
@@ -259,7 +270,22 @@ def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
 
 
 class Record:
-    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left)."""
+    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left).
+
+    Equality and repr are the ones @dataclass would generate, written once here: generating
+    them per class (exec of generated source) was most of the model's import time.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _field_names(self.__class__))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
 
     def to_dict(self) -> dict[str, Any]:
         return _dataclass_to_dict(self)
@@ -273,7 +299,7 @@ class Record:
         return record_from_dict(cls, data)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
 
@@ -296,8 +322,10 @@ class Provenance(Record):
     file_times: dict[str, str] | None = None  # the source file's file-system times (ISO 8601 UTC), if known
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Ace(Record):
+    """One access-control entry of the job's descriptor (§1.5)."""
+
     ace_type: int
     ace_type_name: str
     flags: int
@@ -306,7 +334,7 @@ class Ace(Record):
     sid_name: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class SecurityInfo(Record):
     """The owner token block and the job's self-relative security descriptor (§5.4)."""
 
@@ -323,8 +351,10 @@ class SecurityInfo(Record):
     decode_error: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class JobError(Record):
+    """The last error BITS recorded for the job (§5.6)."""
+
     hresult: int | None
     hresult_hex: str | None
     context: ErrorContext | int | None
@@ -333,14 +363,16 @@ class JobError(Record):
     unknown: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Timer(Record):
+    """One of the optional timer windows (§5.8)."""
+
     slot: str                               # no_progress | error | retry (meanings inferred, §5.8)
     start: int = field(default=0, metadata=FILETIME)
     end: int = field(default=0, metadata=FILETIME)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class CustomHeaders(Record):
     """Present when the job has custom HTTP headers; their text is DPAPI-encrypted (§5.9)."""
 
@@ -353,14 +385,18 @@ class CustomHeaders(Record):
     unknown: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class FileRange(Record):
+    """A byte range of a file added with ranges (§6.1); length -1 = to the end."""
+
     offset: int
     length: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class JobFile(Record):
+    """A file of a job (ESE `Files` row or legacy inline record, §6, §7.4)."""
+
     file_id: str | None
     local_name: str | None = None
     remote_name: str | None = None
@@ -383,8 +419,10 @@ class JobFile(Record):
     provenance: Provenance | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, repr=False)
 class Job(Record):
+    """A BITS job with every field its record holds (§5, §7.3)."""
+
     job_id: str | None
     marker: str | None = None
     marker_label: str | None = None
