@@ -25,6 +25,8 @@ ProgressCallback = Callable[[int, int, ItemResult], None]
 
 @dataclass
 class Unit:
+    """One unit of work: a Downloader group, a zip, a disk image, a loose file, or an error."""
+
     kind: str                       # group | zip | image | file | error
     evidence: str
     group: ArtefactGroup | None = None

@@ -11,6 +11,8 @@ from ..model import Job, JobFile
 
 @dataclass
 class SourceResult:
+    """Everything one source file yielded."""
+
     path: str
     kind: str
     sha256: str | None = None
