@@ -24,6 +24,8 @@ from measure import REAL, bitsdb_command, interleaved, report_line  # noqa: E402
 
 DEFAULT_DBS = [REAL / "win10_qmgr.db", REAL / "win11_qmgr.db"]
 TARGET_START_RATIO = 4.0
+#: Standard-library modules the parse path imports (directly or through click / dataclasses).
+STDLIB_USED = "dataclasses, enum, typing, inspect, pathlib, json, hashlib, uuid, datetime, threading, struct, re"
 TARGET_IN_PROCESS_MS = 3.0
 
 
@@ -76,11 +78,15 @@ def main() -> int:
             print(f"{db}: not available, skipped")
             continue
         results = interleaved({"python -c pass": [sys.executable, "-c", "pass"],
-                               f"bitsdb parse {db.name}": [*bitsdb_command(), "parse", str(db), "-o", "/dev/null"]},
+                               f"bitsdb parse {db.name}": [*bitsdb_command(), "parse", str(db), "-o", "/dev/null"],
+                               "import click": [sys.executable, "-c", "import click"],
+                               "import the stdlib modules used": [sys.executable, "-c", "import " + STDLIB_USED]},
                               args.runs)
-        start, parse = results.values()
+        start, parse, click, stdlib = results.values()
         print(report_line(start))
         print(report_line(parse, start, "wall", TARGET_START_RATIO))
+        print(report_line(click, start) + "   (what the CLI framework alone costs)")
+        print(report_line(stdlib, start) + "   (a floor: standard modules bitsdb and click need)")
         met &= parse.median() / start.median() <= TARGET_START_RATIO
         times, cpu, heap = in_process(db, args.runs * 4)
         inner = statistics.median(times) * 1000
