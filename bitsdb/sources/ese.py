@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ..decode import BlobError, decode_file_blob, decode_job_blob
 from ..formats.plain import guid_text
@@ -136,23 +137,23 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
         # Jobs first, then Files: the blobs of the two tables are never all in memory at once
         # (a decoded blob is dropped; a 10,000-job store holds 50 MB of them).
         unreadable_jobs = 0
-        job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"),
-                         _page_rows(lv_reader, "Jobs"))
-        for index, job_id, blob, reason in job_rows:
+        for index, job_id, blob, reason in _streamed_rows(_table(database, "Jobs"), "Jobs", lv_reader, result,
+                                                          lambda key: decode_job_blob):
             provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                     table="Jobs", record_index=index, recovered_from="live table")
             if blob is None:
                 unreadable_jobs += 1
                 result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
                 continue
-            try:
-                job = decode_job_blob(blob)
-            except BlobError as exc:
+            done = blob if isinstance(blob, _Decoded) else _Decoded(decode_job_blob, blob)
+            if done.error is not None:
+                exc, blob = done.error
                 result.errors.append(f"Jobs record {index} ({job_id}): {exc}")
                 result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
                                        undecoded=blob, blob_size=len(blob)))
                 unreadable_jobs += 1
                 continue
+            job = done.value
             job.provenance = provenance
             if job_id and job.job_id != job_id:
                 job.unknown["row_id"] = job_id
@@ -161,16 +162,17 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
                     f"row Id {job_id} differs from the blob's job id"
             result.jobs.append(job)
         files_by_id: dict[str, JobFile] = {}
-        file_blobs: dict[str, tuple[int, bytes]] = {}
+        file_blobs: dict[str, tuple[int, Any]] = {}
         if "Files" in names:
-            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"),
-                              _page_rows(lv_reader, "Files"))
-            for index, file_id, blob, _ in file_rows:
+            layouts = _first_layouts(result.jobs)
+            for index, file_id, blob, _ in _streamed_rows(
+                    _table(database, "Files"), "Files", lv_reader, result,
+                    lambda key: (lambda data: decode_file_blob(data, key, layouts.get(key)))):
                 file_blobs[file_id or f"row-{index}"] = (index, blob)
         else:
             result.warnings.append("no Files table: job files cannot be resolved")
         for job in result.jobs:
-            layout = "upload" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else None
+            layout = _layout(job)
             for file_id in job.file_ids:
                 if file_id not in file_blobs:
                     job.missing_file_ids.append(file_id)
@@ -193,17 +195,77 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
     return result
 
 
-def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: str, index: int, blob: bytes,
+def _layout(job: Job) -> str | None:
+    return "upload" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else None
+
+
+def _first_layouts(jobs: list[Job]) -> dict[str, str | None]:
+    """File id -> the layout of the first job that lists it (the one its blob is decoded with)."""
+    layouts: dict[str, str | None] = {}
+    for job in jobs:
+        for file_id in job.file_ids:
+            layouts.setdefault(file_id, _layout(job))
+    return layouts
+
+
+class _Decoded:
+    """A blob decoded (`decode(blob)`): the record, or the BlobError with the blob it was about."""
+
+    __slots__ = ("value", "error")
+
+    def __init__(self, decode: Any, blob: bytes) -> None:
+        self.value: Any = None
+        self.error: tuple[BlobError, bytes] | None = None
+        try:
+            self.value = decode(blob)
+        except BlobError as exc:
+            self.error = (exc, blob)
+
+
+def _streamed_rows(table, name: str, reader: EseLongValues | None, result: SourceResult, decode_for: Any):
+    """(index, id text, blob, reason) per row, like _rows, where `blob` is already a _Decoded
+    (`decode_for(id text)(blob)`) for every blob the long-value pass assembled: each is decoded as
+    it is read and let go, so a table's blobs are never all in memory at once. Rows the pass does
+    not give are read with libesedb (bytes, or None with the reason), in row order as before."""
+    page_rows = _page_rows(reader, name)
+    if page_rows is None or len(page_rows) != _record_count(table, name):
+        yield from _rows(table, name, result, _long_values(reader, name), page_rows)
+        return
+    keys = {lid: guid_text(raw_id) for raw_id, lid in page_rows}
+    decoded: dict[int, _Decoded] = {}
+    try:
+        for lid, blob in reader.iter_blobs(name):
+            if lid in keys:
+                decoded[lid] = _Decoded(decode_for(keys[lid]), blob)
+    except _ONE_PASS_FAILURES:
+        decoded = {}
+    for index, (raw_id, lid) in enumerate(page_rows):
+        done = decoded.pop(lid, None)
+        yield (index, guid_text(raw_id), done, None) if done is not None else _record_row(table, index, name, result, {})
+
+
+def _record_count(table, name: str) -> int:
+    try:
+        return table.get_number_of_records()
+    except (OSError, IOError) as exc:
+        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
+
+
+def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: str, index: int, blob: Any,
                  layout: str | None) -> JobFile:
+    """The file of a Files row; `blob` may already be decoded (_Decoded, from the long-value pass)."""
     provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                             table="Files", record_index=index, recovered_from="live table")
     if blob is None:
         jf = JobFile(file_id=file_id, partial=True, partial_reason="blob unreadable")
     else:
-        try:
-            jf = decode_file_blob(blob, file_id, layout)
-        except BlobError as exc:
+        if not isinstance(blob, _Decoded):
+            blob = _Decoded(lambda data: decode_file_blob(data, file_id, layout), blob)
+        if blob.error is None:
+            jf = blob.value
+        else:
+            exc, raw = blob.error
             result.errors.append(f"Files record {index} ({file_id}): {exc}")
-            jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=blob)
+            jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=raw)
     jf.provenance = provenance
     return jf

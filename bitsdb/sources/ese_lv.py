@@ -102,10 +102,19 @@ class EseLongValues:
         tree = self._lv_trees.get(table_name)
         if tree is None:
             return {}
+        return dict(self.iter_blobs(table_name))
+
+    def iter_blobs(self, table_name: str) -> Iterator[tuple[int, bytes]]:
+        """(LID, blob) of every complete long value of ``table_name``, in LID order, as they are
+        assembled (so a caller can use each one and let it go). LongValueError can come after some
+        values were given: the caller must then drop them all (the table is not sound)."""
+        tree = self._lv_trees.get(table_name)
+        if tree is None:
+            return
         lv_objid, root_pgno = tree
         with self.path.open("rb") as handle:
             self._handle = handle
-            return self._assemble(root_pgno, lv_objid)
+            yield from self._assemble(root_pgno, lv_objid)
 
     def blob_rows(self, table_name: str) -> list[tuple[bytes, int]]:
         """(Id, LID) of every row of a `Jobs`/`Files`-shaped table, in key order (libesedb's
@@ -145,8 +154,7 @@ class EseLongValues:
 
     # --- long values ----------------------------------------------------------------------
 
-    def _assemble(self, root_pgno: int, lv_objid: int) -> dict[int, bytes]:
-        blobs: dict[int, bytes] = {}
+    def _assemble(self, root_pgno: int, lv_objid: int) -> Iterator[tuple[int, bytes]]:
         current_lid: int | None = None
         parts: list[bytes] = []
         expected_size = assembled = 0
@@ -159,7 +167,7 @@ class EseLongValues:
             lid, offset = _split_lv_key(key)
             if offset is None:  # an LV root: refcount and total size
                 if sound and assembled == expected_size:
-                    blobs[current_lid] = b"".join(parts)
+                    yield current_lid, b"".join(parts)
                 current_lid, parts, assembled = lid, [], 0
                 sound = len(data) >= _LV_ROOT.size and not flags & _NODE_DELETED
                 expected_size = _LV_ROOT.unpack_from(data)[1] if sound else 0
@@ -174,8 +182,7 @@ class EseLongValues:
             parts.append(data)
             assembled += len(data)
         if sound and assembled == expected_size:
-            blobs[current_lid] = b"".join(parts)
-        return blobs
+            yield current_lid, b"".join(parts)
 
     # --- catalog ------------------------------------------------------------------------
 
