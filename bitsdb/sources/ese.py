@@ -138,14 +138,14 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
         # (a decoded blob is dropped; a 10,000-job store holds 50 MB of them).
         unreadable_jobs = 0
         for index, job_id, blob, reason in _streamed_rows(_table(database, "Jobs"), "Jobs", lv_reader, result,
-                                                          lambda key: decode_job_blob):
+                                                          lambda data, key: decode_job_blob(data)):
             provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                     table="Jobs", record_index=index, recovered_from="live table")
             if blob is None:
                 unreadable_jobs += 1
                 result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
                 continue
-            done = blob if isinstance(blob, _Decoded) else _Decoded(decode_job_blob, blob)
+            done = blob if isinstance(blob, _Decoded) else _Decoded(lambda data, key: decode_job_blob(data), blob, None)
             if done.error is not None:
                 exc, blob = done.error
                 result.errors.append(f"Jobs record {index} ({job_id}): {exc}")
@@ -167,7 +167,7 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
             layouts = _first_layouts(result.jobs)
             for index, file_id, blob, _ in _streamed_rows(
                     _table(database, "Files"), "Files", lv_reader, result,
-                    lambda key: (lambda data: decode_file_blob(data, key, layouts.get(key)))):
+                    lambda data, key: decode_file_blob(data, key, layouts.get(key))):
                 file_blobs[file_id or f"row-{index}"] = (index, blob)
         else:
             result.warnings.append("no Files table: job files cannot be resolved")
@@ -209,39 +209,40 @@ def _first_layouts(jobs: list[Job]) -> dict[str, str | None]:
 
 
 class _Decoded:
-    """A blob decoded (`decode(blob)`): the record, or the BlobError with the blob it was about."""
+    """A blob decoded (`decode(blob, row id)`): the record, or the BlobError with the blob it was about."""
 
     __slots__ = ("value", "error")
 
-    def __init__(self, decode: Any, blob: bytes) -> None:
+    def __init__(self, decode: Any, blob: bytes, key: str | None) -> None:
         self.value: Any = None
         self.error: tuple[BlobError, bytes] | None = None
         try:
-            self.value = decode(blob)
+            self.value = decode(blob, key)
         except BlobError as exc:
             self.error = (exc, blob)
 
 
-def _streamed_rows(table, name: str, reader: EseLongValues | None, result: SourceResult, decode_for: Any):
+def _streamed_rows(table, name: str, reader: EseLongValues | None, result: SourceResult, decode: Any):
     """(index, id text, blob, reason) per row, like _rows, where `blob` is already a _Decoded
-    (`decode_for(id text)(blob)`) for every blob the long-value pass assembled: each is decoded as
-    it is read and let go, so a table's blobs are never all in memory at once. Rows the pass does
-    not give are read with libesedb (bytes, or None with the reason), in row order as before."""
+    (`decode(blob, id text)`) for every blob the long-value pass assembled: each is decoded as it
+    is read and let go, so a table's blobs are never all in memory at once. Rows the pass does not
+    give are read with libesedb (bytes, or None with the reason), in row order as before."""
     page_rows = _page_rows(reader, name)
     if page_rows is None or len(page_rows) != _record_count(table, name):
         yield from _rows(table, name, result, _long_values(reader, name), page_rows)
         return
-    keys = {lid: guid_text(raw_id) for raw_id, lid in page_rows}
+    keys = dict(zip((lid for _, lid in page_rows), map(guid_text, (raw_id for raw_id, _ in page_rows))))
     decoded: dict[int, _Decoded] = {}
     try:
         for lid, blob in reader.iter_blobs(name):
-            if lid in keys:
-                decoded[lid] = _Decoded(decode_for(keys[lid]), blob)
+            key = keys.get(lid)
+            if key is not None:
+                decoded[lid] = _Decoded(decode, blob, key)
     except _ONE_PASS_FAILURES:
         decoded = {}
-    for index, (raw_id, lid) in enumerate(page_rows):
+    for index, (_, lid) in enumerate(page_rows):
         done = decoded.pop(lid, None)
-        yield (index, guid_text(raw_id), done, None) if done is not None else _record_row(table, index, name, result, {})
+        yield (index, keys[lid], done, None) if done is not None else _record_row(table, index, name, result, {})
 
 
 def _record_count(table, name: str) -> int:
@@ -260,7 +261,7 @@ def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: 
         jf = JobFile(file_id=file_id, partial=True, partial_reason="blob unreadable")
     else:
         if not isinstance(blob, _Decoded):
-            blob = _Decoded(lambda data: decode_file_blob(data, file_id, layout), blob)
+            blob = _Decoded(lambda data, key: decode_file_blob(data, key, layout), blob, file_id)
         if blob.error is None:
             jf = blob.value
         else:
