@@ -441,3 +441,21 @@ def test_compiled_records_also_build_the_same_bytes():
     blob = encode_file(job.files[0])
     body = file_fmt.FileBody.parse(blob[16:])
     assert sections.compile_schema(file_fmt.FileBody).build(body) == file_fmt.FileBody.build(body)
+
+
+def test_parse_command_imports_neither_construct_nor_the_carver(tmp_path):
+    """Start-up: `bitsdb parse` of a database imports only what reading it needs (issue 17)."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT as ROOT
+
+    code = ("import atexit, sys; from bitsdb.cli import main; "
+            "atexit.register(lambda: print(sorted({m.split('.')[0] if m.startswith('construct') else m "
+            "for m in sys.modules if m.startswith(('construct', 'bitsdb.carve', 'bitsdb.rules', 'yaml'))}), "
+            "file=sys.stderr)); "
+            f"sys.argv = ['bitsdb', 'parse', {str(ROOT / 'samples' / 'demo' / 'qmgr.db')!r}, '-o', {str(tmp_path / 'o')!r}]; "
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
