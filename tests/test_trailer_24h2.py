@@ -197,3 +197,20 @@ def test_forge_rejects_package_identity_the_layout_cannot_hold(tmp_path: Path):
                       "package_family_name": PFN, "unknown": {"optional_fields": [None]}}]}
     with pytest.raises((SpecError, ValueError), match="package_family_name"):
         forge(spec, tmp_path / "qmgr.db")
+
+
+def test_zero_bytes_do_not_pass_for_a_tail():
+    """Overwritten records (a real one in the win10 sample) end in foreign bytes and zeros: with
+    a zero network GUID or only empty strings there, no creator is taken from them."""
+    zero = "00000000-0000-0000-0000-000000000000"
+    blob = encode_job(classic_job(network_guid=zero))
+    guid = bytes(16)
+    at = blob.index(b"\x01" + guid + b"\x01" + guid)
+    foreign = blob[:at + 18] + b"\x01\x77\x66\x55\x44" + bytes(600)
+    job = decode_job_blob(foreign)
+    assert job.partial and job.creator_image is None and "optional_fields" not in job.unknown
+    nonzero = encode_job(classic_job())
+    at = nonzero.index(uuid.UUID(NETWORK_GUID).bytes_le) + 16
+    junk = nonzero[:at + 1] + b"\x01\x77\x66\x55\x44" + uuid.UUID(NETWORK_GUID).bytes_le + bytes(600)
+    job = decode_job_blob(junk)
+    assert job.partial and job.creator_image is None       # empty counted strings are not a tail there

@@ -101,17 +101,20 @@ def _counted_string_end(data: bytes, at: int, max_units: int = MAX_WSTR_UNITS) -
     return end
 
 
-def tail_state(data: bytes, at: int) -> str | None:
+def tail_state(data: bytes, at: int, strict: bool = False) -> str | None:
     """Whether the creator tail (EseTrailerTail) can start at `at`: "fits" when its three
     counted strings sit where the layout puts them, within `data` and NUL-terminated; "cut"
-    when `data` ends inside it with everything before the end consistent; else None."""
+    when `data` ends inside it with everything before the end consistent; else None.
+    `strict`: each string also has its NUL (count >= 1, as Windows writes them) and a cut tail
+    shows at least the creator's count, so that zero bytes do not pass for a tail where the
+    decoder is looking for one."""
     pos = at + _CREATOR_AT
     for skip, max_units in ((0, MAX_WSTR_UNITS), (16, MAX_HTTP_METHOD_UNITS), (3, MAX_WSTR_UNITS)):
         pos += skip
         if pos + 4 > len(data):
-            return "cut"
+            return None if strict and skip == 0 else "cut"
         count = int.from_bytes(data[pos:pos + 4], "little")
-        if count > max_units:
+        if count > max_units or (strict and count == 0):
             return None
         end = pos + 4 + 2 * count
         if end > len(data):
@@ -142,24 +145,26 @@ def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[s
 
     `data` starts right after `net_b_flag`; returns (fields, offset of the tail, problem).
     The older layout has no optional field: the tail starts at 0. Otherwise the tail is the
-    first place after them where it fits and starts with the record's first network GUID
-    (both layouts repeat it there, which keeps misaligned bytes from passing for a tail; a
-    tail cut by the end of `data` counts). The bytes before it are read as fields, left to
+    first place after them where it fits, with NUL-terminated strings, and starts with the
+    record's first network GUID (both layouts repeat it there, which keeps misaligned bytes
+    from passing for a tail; a zero GUID anchors nothing; a tail cut by the end of `data`
+    after the creator's count counts). The bytes before it are read as fields, left to
     right: `00` ("absent", None), `01` + counted string ("text", str), `01` + u32 ("u32",
     int) when another field or the tail follows; what none of these explains is kept as
     one ("raw", bytes) field, so an unknown field costs its own bytes, never the creator.
     `problem` is None when the tail was found; else it says why not, and the fields and
     offset are what was read before that (a record cut inside the fields).
     """
-    state = tail_state(data, 0)
-    if state == "fits" or (state == "cut" and data[:16] == network_guid):
+    same_guid = data[:16] == network_guid and any(network_guid)
+    state = tail_state(data, 0, strict=not same_guid)       # the older layout, as lenient as before
+    if state == "fits" or (state == "cut" and same_guid):
         return [], 0, None
     if len(data) < 16 and network_guid.startswith(data):
         return [], 0, "the record ends inside the second network GUID"
     tail = None
-    search = 1
+    search = 1 if any(network_guid) else MAX_OPTIONAL_BYTES     # a zero GUID anchors nothing
     while (found := data.find(network_guid, search, MAX_OPTIONAL_BYTES)) >= 0:
-        if tail_state(data, found) is not None:
+        if tail_state(data, found, strict=True) is not None:
             tail = found
             break
         search = found + 1
@@ -183,6 +188,10 @@ def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[s
         if pos < tail:
             fields.append(("raw", data[pos:tail]))
         return fields, tail, None
+    # No tail: only text fields vouch for themselves; flags and numbers read before the cut may be
+    # anything (zero bytes read as "absent" fields), so the fields end with the last text one.
+    texts = [i for i, (kind, _) in enumerate(fields) if kind == "text"]
+    fields = fields[:texts[-1] + 1] if texts else []
     if pos >= len(data) or _runs_past_end(data, pos):
         return fields, pos, "the record ends inside the optional fields before the creator image"
     return fields, pos, f"optional field flag 0x{data[pos]:02x} not understood and no creator image after it"
