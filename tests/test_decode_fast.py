@@ -21,7 +21,6 @@ import construct
 import pytest
 
 import bitsdb
-from bitsdb.decode import file as file_decode
 from bitsdb.decode import sections
 from bitsdb.decode import security as security_decode
 from bitsdb.decode.job import job_to_sections
