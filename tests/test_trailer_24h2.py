@@ -214,3 +214,17 @@ def test_zero_bytes_do_not_pass_for_a_tail():
     junk = nonzero[:at + 1] + b"\x01\x77\x66\x55\x44" + uuid.UUID(NETWORK_GUID).bytes_le + bytes(600)
     job = decode_job_blob(junk)
     assert job.partial and job.creator_image is None       # empty counted strings are not a tail there
+
+
+@pytest.mark.parametrize("layout", [None, ["package_family_name", "application_id", None, 0x25]])
+def test_package_identity_with_a_zero_network_guid(layout):
+    """Jobs without a network id are common (about half the real records carry a zero GUID): a
+    24H2 job of that kind decodes completely and rebuilds byte for byte."""
+    job = classic_job(network_guid=None, package_family_name=PFN, application_id=APP_ID)
+    if layout is not None:
+        job.unknown["optional_fields"] = layout
+    blob = encode_job(job)
+    decoded = decode_job_blob(blob)
+    assert not decoded.partial, decoded.partial_reason
+    assert (decoded.creator_image, decoded.package_family_name, decoded.application_id) == (CREATOR, PFN, APP_ID)
+    assert decoded.http_method == "GET" and encode_job(decoded) == blob

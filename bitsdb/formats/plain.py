@@ -147,8 +147,7 @@ def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[s
     The older layout has no optional field: the tail starts at 0. Otherwise the tail is the
     first place after them where it fits, with NUL-terminated strings, and starts with the
     record's first network GUID (both layouts repeat it there, which keeps misaligned bytes
-    from passing for a tail; a zero GUID anchors nothing; a tail cut by the end of `data`
-    after the creator's count counts). The bytes before it are read as fields, left to
+    from passing for a tail; a tail cut by the end of `data` after the creator's count counts). The bytes before it are read as fields, left to
     right: `00` ("absent", None), `01` + counted string ("text", str), `01` + u32 ("u32",
     int) when another field or the tail follows; what none of these explains is kept as
     one ("raw", bytes) field, so an unknown field costs its own bytes, never the creator.
@@ -162,12 +161,21 @@ def scan_optional_fields(data: bytes, network_guid: bytes) -> tuple[list[tuple[s
     if len(data) < 16 and network_guid.startswith(data):
         return [], 0, "the record ends inside the second network GUID"
     tail = None
-    search = 1 if any(network_guid) else MAX_OPTIONAL_BYTES     # a zero GUID anchors nothing
+    # A zero GUID anchors too (jobs with no network id are common), but only a whole tail: zero runs
+    # cannot pass for one (the strict check wants three counted, NUL-terminated strings after it),
+    # while a "cut" tail after 16 zero bytes is no evidence at all in a record cut short.
+    search = 1
+    cut = None
     while (found := data.find(network_guid, search, MAX_OPTIONAL_BYTES)) >= 0:
-        if tail_state(data, found, strict=True) is not None:
+        state = tail_state(data, found, strict=True)
+        if state == "fits":
             tail = found
             break
+        if state == "cut" and cut is None and any(network_guid):
+            cut = found          # a tail the record's end cuts: only if no whole tail fits later
         search = found + 1
+    if tail is None:
+        tail = cut
     limit = len(data) if tail is None else tail
     fields: list[tuple[str, Any]] = []
     pos = 0
