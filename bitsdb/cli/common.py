@@ -47,16 +47,19 @@ class Run:
 
         self.debug = debug
         self.failures = 0
+        self.problems: list[str] = []        # each failure line, for outputs that show them (report)
         if debug:
             os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
 
     def fail(self, path: str, message: str) -> None:
         self.failures += 1
+        self.problems.append(f"{path}: {message}")
         report_problem(path, message)
 
     def fail_line(self, line: str) -> None:
         """A problem already phrased as 'where: what'."""
         self.failures += 1
+        self.problems.append(line)
         click.echo(f"bitsdb: error: {line}", err=True)
 
     def unexpected(self, path: str, exc: BaseException) -> None:
@@ -105,14 +108,16 @@ def load_rules_or_exit(rule_paths: Iterable[str]):
 
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None) -> Iterator:
+                     progress: bool | None = None, items: list | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
-    disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
+    disk images), in a fixed order; problems are reported on stderr and counted, never fatal.
+    `items`, when given, receives each evidence item's ItemResult (counts only) once it is read."""
     import time
 
     from ..evidence import BatchReport, iter_batch
 
-    started, items, workers = time.perf_counter(), [], []
+    started, workers = time.perf_counter(), []
+    items = [] if items is None else items
     for item in iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover):
         for warning in item.warnings:
             click.echo(f"bitsdb: warning: {warning}", err=True)
