@@ -271,7 +271,7 @@
       if (j.start) { low = Math.min(low, millis(j.start)); }
       if (j.end) { high = Math.max(high, millis(j.end)); }
     });
-    var minWidth = isFinite(high - low) ? Math.max((high - low) / 150, 1) : 1;   // a job of seconds stays visible
+    var minWidth = isFinite(high - low) ? Math.max((high - low) / 80, 1) : 1;   // a job of seconds stays visible
     rows.forEach(function (i, row) {
       var j = job(i);
       labels.push(plotText(clip(j.name === null ? '(no name)' : j.name, 40)));
@@ -296,7 +296,7 @@
       var g = marks[kind], notify = kind === 'notify';
       traces.push({type: 'scatter', mode: 'markers', x: g.x, y: g.y, hovertext: g.text, hoverinfo: 'text',
                    name: plotText(notify ? 'notify command ran' : kindName(kind)),
-                   marker: {symbol: MARK_SYMBOLS[kind] || 'circle', size: notify ? 16 : 9,
+                   marker: {symbol: MARK_SYMBOLS[kind] || 'circle', size: notify ? 16 : 8,
                             color: notify ? '#a1132e' : '#1d2b3a', line: {width: 1, color: '#ffffff'}}});
     });
     var layout = {height: 90 + rows.length * 26, margin: {l: 260, r: 10, t: 10, b: 50},
