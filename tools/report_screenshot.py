@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "report-demo.png")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--height", type=int, default=1250)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
