@@ -129,6 +129,12 @@ def test_demo_report_in_chromium(browser, tmp_path):
     assert re.fullmatch(r"1 of 1 hosts, \d+ of \d+ jobs match", status)
     opened.screenshot_is_not_blank(tmp_path / "demo.png")
     opened.check_quiet()
+    # --min-severity: the page opens filtered, every job still in the file
+    narrow = Opened(browser, write_report(tmp_path / "high.html", "--recover", "--min-severity", "high", str(DEMO)))
+    high = sum(1 for s in severities if s in ("high", "critical"))
+    assert narrow.text("#f-status") == f"1 of 1 hosts, {high} of {jobs} jobs match"
+    assert narrow.page.locator("#f-level").input_value() == "high"
+    narrow.check_quiet()
 
 
 @pytest.fixture(scope="module")
