@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .gcpause import collector_paused
+
 EXTRA = "report"
 STATIC = Path(__file__).resolve().parent / "static"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -177,6 +179,11 @@ def content_security_policy(scripts: list[str]) -> str:
 
 def render_report(view: dict[str, Any]) -> str:
     """The whole HTML page (deterministic: the same view gives the same bytes)."""
+    with collector_paused():
+        return _render(view)
+
+
+def _render(view: dict[str, Any]) -> str:
     env = _jinja()
     library, library_version = plotly_js()
     app = (STATIC / "report.js").read_text(encoding="utf-8")

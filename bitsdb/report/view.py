@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from ..model import Job, JobFile, NotifyFlags, flag_names
 from ..timeline import jobs as vocabulary
 from ..timeutil import filetime_to_iso
+from .gcpause import collector_paused
 from .verdicts import LEVEL_RANK, LEVELS, VerdictSource
 
 #: Event kinds drawn on a job's timeline row. Deadlines in the future (expiry, retry, no-progress)
@@ -185,6 +186,10 @@ class ReportBuilder:
         self.orphans[host] = self.orphans.get(host, 0) + 1
 
     def build(self) -> dict[str, Any]:
+        with collector_paused():
+            return self._build()
+
+    def _build(self) -> dict[str, Any]:
         jobs = [_card_view(key, card) for key, card in self.cards.items()]
         jobs.sort(key=lambda j: (j["host"], -LEVEL_RANK[j["severity"]], j["start"] or "", j["name"] or "",
                                  j["job_id"] or "", j["key"]))
