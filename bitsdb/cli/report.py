@@ -18,6 +18,7 @@ from .common import (
     PROGRESS,
     RECOVER,
     RULES,
+    SCHEDULER,
     Run,
     load_rules_or_exit,
     readable_results,
@@ -37,9 +38,11 @@ from .common import (
 @RECOVER
 @JOBS
 @PROGRESS
+@SCHEDULER
 @DEBUG
 def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], output: str, min_severity: str,
-            fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None, debug: bool) -> None:
+            fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None,
+            debug: bool) -> None:
     """Write one HTML triage report of every job in PATHS (same inputs and rules as scan).
 
     \b
@@ -65,7 +68,8 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], output: str, mi
     builder = ReportBuilder(verdict_source(ruleset), inputs=paths,
                             options={"recover": recover, "rules": list(rule_paths), "min_severity": min_severity})
     items: list = []
-    for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress, items=items):
+    for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress, scheduler=scheduler,
+                                      items=items):
         builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
         for job in result.jobs:
             builder.add_job(job)
