@@ -70,15 +70,15 @@ def test_recovered_records_are_the_planted_ones(tmp_path: Path) -> None:
     assert {r["provenance"]["recovered_from"] for r in rows if r["provenance"]["recovered"]} == {"db page", "log file"}
 
 
-def test_scan_findings_cover_the_story() -> None:
-    findings = [json.loads(line) for line in (DEMO / "expected.scan.jsonl").read_text().splitlines()]
-    by_job: dict[str, set[str]] = {}
-    for finding in findings:
-        by_job.setdefault(finding["job_name"], set()).add(finding["rule_id"])
-    assert {"notify-command", "notify-command-cmd", "privileged-owner"} <= by_job["WindowsUpdateCheck"]
-    assert "upload-job" in by_job["SyncUpload"]
-    assert "payload-drop" in by_job["BITS Transfer"]
+def test_scan_verdicts_cover_the_story() -> None:
+    verdicts = [json.loads(line) for line in (DEMO / "expected.scan.jsonl").read_text().splitlines()]
+    by_job = {v["subject"]["job_name"]: v for v in verdicts}
+    rules = {name: {h["rule_id"] for h in v["hits"]} for name, v in by_job.items()}
+    assert by_job["WindowsUpdateCheck"]["severity"] == "critical"
+    assert {"notify-command", "notify-rearm", "payload-drop"} <= rules["WindowsUpdateCheck"]
+    assert "upload-job" in rules["SyncUpload"] and by_job["SyncUpload"]["severity"] in ("high", "critical")
+    assert "payload-drop" in rules["BITS Transfer"] and by_job["BITS Transfer"]["severity"] == "high"
     # the updaters are recognised as benign: nothing above info
     benign = {"Chrome Component Updater", "MicrosoftEdgeUpdate", "MozillaUpdate 308046B0AF4A39CB",
               "UpdateDescriptionXml"}
-    assert all(f["severity"] == "info" for f in findings if f["job_name"] in benign)
+    assert all(by_job[name]["severity"] == "info" for name in benign)
