@@ -84,15 +84,20 @@ def test_demo_report_has_every_job_with_its_verdict_and_history(demo_page):
     assert overview["records"] == {"live": len(live), "recovered": len(parsed) - len(live), "log": 0}
     assert overview["cards"] == len({r["job_id"] for r in parsed}) == len(jobs)
     assert overview["hosts"] == 1 and overview["failures"] == []
-    # the card's verdict is the worst finding of any of its records
+    # the card's verdict is scan's verdict (the worst of its records')
     rank = {name: i for i, name in enumerate(data["levels"])}
+    assert len(scan) == len(parsed) and all(v["record_type"] == "verdict" for v in scan)
     for card in jobs:
-        worst = max((f["severity"] for f in scan if f["job_id"] == card["job_id"]), key=rank.get, default="none")
+        worst = max((v["severity"] for v in scan if v["subject"]["job_id"] == card["job_id"]), key=rank.get)
         assert card["severity"] == worst, card["name"]
+        ours = next(v for v in scan if v["subject"]["job_id"] == card["job_id"] and v["severity"] == worst)
+        assert card["reasons"] == [r["text"] for r in ours["reasons"]]
     assert [rank[j["severity"]] for j in jobs] == sorted((rank[j["severity"]] for j in jobs), reverse=True)
     first = jobs[0]
-    assert first["severity"] == "critical" and first["notify"]["program"].lower().endswith("cmd.exe")
-    assert first["owner"]["sid"] == "S-1-5-18" and first["reasons"]
+    assert first["severity"] == "critical" and first["notify"] and first["reasons"]
+    persistence = next(j for j in jobs if j["name"] == "WindowsUpdateCheck")     # the demo's SYSTEM cmd.exe job
+    assert persistence["severity"] == "critical" and persistence["owner"]["sid"] == "S-1-5-18"
+    assert persistence["notify"]["program"].lower().endswith("cmd.exe")
     # recovered versions are in their job's card and on its timeline row
     by_id = {j["job_id"]: j for j in jobs}
     recovered_ids = {r["job_id"] for r in parsed if r["provenance"]["recovered"]}
@@ -155,9 +160,10 @@ def test_no_external_references(demo_page, hostile_page):
         data = data_of(full)
         urls = re.compile(r"https?://[^\s'\"]+")
         evidence = set()
-        for job in data["jobs"]:
+        for job in data["jobs"]:                # evidence, and rules text quoting it or citing sources
             for text in [job["name"], job["description"], *(f["url"] for f in job["files"]),
-                         *((job["notify"] or {}).values())]:
+                         *((job["notify"] or {}).values()), job["allowlist"], *job["reasons"],
+                         *(line for hit in job["hits"] for line in [hit["title"], *hit["evidence"]])]:
                 evidence.update(urls.findall(text or ""))
         block = json.loads(re.search(r'id="bitsdb-data">(.*?)</script>', page, re.S).group(1))
         found = {u for entry in block["table"] if isinstance(entry, str) for u in urls.findall(entry)}

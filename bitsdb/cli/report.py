@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..rules.engine import SEVERITIES, SEVERITY_RANK
+from ..report.verdicts import LEVELS
+from ..rules.verdict import SEVERITIES, SEVERITY_RANK
 from .common import (
     DEBUG,
     EXIT_FINDINGS,
@@ -20,18 +21,20 @@ from .common import (
     RULES,
     SCHEDULER,
     Run,
-    load_rules_or_exit,
     readable_results,
     same_file,
 )
+from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
 
 @click.command("report")
 @PATHS
 @RULES
+@ALLOWLIST
+@AS_OF
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The HTML file to write (required).")
-@click.option("--min-severity", type=click.Choice(("none",) + SEVERITIES), default="none", show_default=True,
+@click.option("--min-severity", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
               help="Verdict filter the page opens with (every job is still in the file).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit with status 3 when a job's verdict is at or above this severity.")
@@ -40,7 +43,8 @@ from .common import (
 @PROGRESS
 @SCHEDULER
 @DEBUG
-def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], output: str, min_severity: str,
+def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths: tuple[str, ...],
+            as_of: int | None, output: str, min_severity: str,
             fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None,
             debug: bool) -> None:
     """Write one HTML triage report of every job in PATHS (same inputs and rules as scan).
@@ -63,16 +67,20 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], output: str, mi
     for item in paths:
         if same_file(Path(output), Path(item)):
             raise click.UsageError(f"output {output} is one of the inputs: evidence is never overwritten")
-    ruleset = load_rules_or_exit(rule_paths)
+    from ..rules.engine import evidence_time
+
+    ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
     builder = ReportBuilder(verdict_source(ruleset), inputs=paths,
-                            options={"recover": recover, "rules": list(rule_paths), "min_severity": min_severity})
+                            options={"recover": recover, "rules": list(rule_paths) + list(allowlist_paths),
+                                     "min_severity": min_severity})
     items: list = []
     for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress, scheduler=scheduler,
                                       items=items):
         builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
+        when = as_of if as_of is not None else evidence_time(result.jobs)
         for job in result.jobs:
-            builder.add_job(job)
+            builder.add_job(job, when)
         for jf in result.orphan_files:
             builder.add_orphan(jf)
     builder.evidence_items = len(items)

@@ -1,9 +1,9 @@
 """The one adapter between the rules layer and the report: a job's verdict as a plain dict.
 
-The report shows a verdict per job: severity, confidence, ordered reasons and the rule hits
-that are its evidence. Until the rules layer gives a verdict of its own, it is derived here
-from the job's findings (worst severity; reasons = finding explanations, worst first). When
-the rules layer grows real verdicts, only this module changes.
+The rules layer gives one Verdict per job (`RuleSet.assess`): severity, confidence, ordered
+reasons and the rule hits that are its evidence (docs/RULES.md). The report shows it as it is;
+this module only turns it into text the page can hold, so a change of the rules layer's shape
+changes this file alone.
 """
 
 from __future__ import annotations
@@ -11,28 +11,69 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..model import Job
-from ..rules.engine import SEVERITIES, SEVERITY_RANK
+from ..rules.verdict import SEVERITIES
 
-#: Verdict levels shown by the report, lowest first: "none" = no rule fired.
-LEVELS = ("none",) + SEVERITIES
+#: Verdict levels shown by the report, lowest first (the rules layer's: a job no rule fired on is "info").
+LEVELS = SEVERITIES
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 
-VerdictSource = Callable[[Job], dict[str, Any]]
+VerdictSource = Callable[..., dict[str, Any]]
+RecordVerdictSource = Callable[[str, Any], dict[str, Any]]
+
+
+def _hit(finding) -> dict[str, Any]:
+    return {"rule": finding.rule_id, "severity": finding.severity, "title": finding.summary,
+            "facet": finding.facet, "attack": list(finding.attack), "allowlisted": finding.allowlisted,
+            "evidence": [f"{e['field']} = {e['value']}" for e in finding.evidence]}
+
+
+def verdict_view(verdict) -> dict[str, Any]:
+    """A rules-layer Verdict as the report's plain dict."""
+    confidence = verdict.confidence
+    if verdict.confidence_reasons:
+        confidence += " (" + "; ".join(verdict.confidence_reasons) + ")"
+    return {
+        "severity": verdict.severity,
+        "confidence": confidence,
+        "reasons": [reason.text for reason in verdict.reasons],
+        "hits": [_hit(f) for f in verdict.hits],
+        "allowlist": _allowlist_text(verdict.allowlist),
+    }
+
+
+def _allowlist_text(decision: dict[str, Any] | None) -> str | None:
+    if not decision:
+        return None
+    parts = []
+    for key, value in sorted(decision.items()):
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
 
 
 def verdict_source(ruleset) -> VerdictSource:
-    """A function job -> verdict dict for `ruleset` (a bitsdb.rules RuleSet)."""
+    """A function (job, as_of=None) -> verdict dict for `ruleset` (a bitsdb.rules RuleSet); `as_of` is the
+    time age rules count to (scan's default: the newest time of the job's store, `evidence_time`)."""
 
-    def verdict(job: Job) -> dict[str, Any]:
-        findings = ruleset.evaluate(job)
-        worst = max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__, default=None)
-        return {
-            "severity": worst or "none",
-            "confidence": "partial record" if job.partial else None,
-            "reasons": [f.explanation for f in findings],
-            "hits": [{"rule": f.rule_id, "severity": f.severity, "title": f.title,
-                      "attack": list(f.attack), "allowlisted": f.allowlisted,
-                      "evidence": [f"{e['field']} = {e['value']}" for e in f.evidence]} for f in findings],
-        }
+    def verdict(job: Job, as_of: int | None = None) -> dict[str, Any]:
+        return verdict_view(ruleset.assess(job, as_of))
+
+    return verdict
+
+
+def record_verdict_source(ruleset) -> RecordVerdictSource:
+    """A function (record type, record) -> verdict dict for records of no job (service configuration,
+    process evidence, log events): the rules layer's verdict when it judges such records, else none."""
+    assess_record = getattr(ruleset, "assess_record", None)
+
+    def verdict(kind: str, record: Any) -> dict[str, Any]:
+        if assess_record is None:
+            return {"severity": LEVELS[0], "confidence": None, "reasons": [], "hits": [], "allowlist": None}
+        return verdict_view(assess_record(kind, record))
 
     return verdict

@@ -137,6 +137,7 @@ def _card_view(key: str, card: _Card) -> dict[str, Any]:
         "origins": sorted({record_origin(job) for job, _ in card.records}),
         "severity": worst_verdict["severity"], "confidence": worst_verdict["confidence"],
         "reasons": list(worst_verdict["reasons"]), "hits": worst_verdict["hits"],
+        "allowlist": worst_verdict.get("allowlist"),
         "verdict_from": None if worst_job is main else "a recovered version",
         "notify": _notify(main),
         "owner": {"sid": main.owner_sid, "name": main.owner_name, "integrity": owner_integrity},
@@ -166,7 +167,8 @@ class ReportBuilder:
         self.origins = {"live": 0, "recovered": 0, "log": 0}
         self._anonymous = 0
 
-    def add_job(self, job: Job) -> None:
+    def add_job(self, job: Job, as_of: int | None = None) -> None:
+        """One record; `as_of` is the time its verdict's age rules count to (default: the rules layer's)."""
         host = host_label(job)
         if job.job_id:
             key = f"{host}\x00{job.job_id}"
@@ -174,7 +176,7 @@ class ReportBuilder:
             self._anonymous += 1
             key = f"{host}\x00#{self._anonymous}"
         card = self.cards.setdefault(key, _Card(host))
-        card.records.append((job, self.verdict(job)))
+        card.records.append((job, self.verdict(job, as_of)))
         self.origins[record_origin(job)] += 1
         if job.provenance is not None:
             self.stores.setdefault(host, set()).add(job.provenance.source_path)

@@ -84,7 +84,7 @@
   function clip(text, n) { text = text || ''; return text.length > n ? text.slice(0, n - 1) + '\u2026' : text; }
 
   // ------------------------------------------------------------------ filtering
-  var state = {text: '', host: '', level: 'none', shown: 0, matches: []};
+  var state = {text: '', host: '', level: LEVELS[0], shown: 0, matches: []};
 
   function filter() {
     var text = state.text, host = state.host, min = RANK[state.level], matches = [], jobs = 0;
@@ -189,6 +189,7 @@
     if (j.reasons.length) {
       node.appendChild(el('ol', {'class': 'reasons'}, j.reasons.map(function (r) { return el('li', {text: r}); })));
     }
+    if (j.allowlist) { node.appendChild(el('p', {'class': 'jmeta', text: 'Allow-list: ' + j.allowlist})); }
     if (j.verdict_from) { node.appendChild(el('p', {'class': 'jmeta', text: 'Verdict from ' + j.verdict_from + '.'})); }
     var facts = el('dl');
     function fact(label, value) {
@@ -235,7 +236,8 @@
     if (j.hits.length) {
       node.appendChild(el('details', null, [el('summary', {text: j.hits.length + ' rule hit(s)'}),
         el('ul', null, j.hits.map(function (hit) {
-          return el('li', null, [badge(hit.severity), ' ', el('code', {text: hit.rule}), ' ' + hit.title +
+          return el('li', null, [badge(hit.severity), ' ', el('code', {text: hit.rule}),
+            ' ' + (hit.facet ? '[' + hit.facet + '] ' : '') + hit.title +
             (hit.attack.length ? ' [' + hit.attack.join(', ') + ']' : '') +
             (hit.allowlisted ? ' (allow-listed: ' + hit.allowlisted + ')' : ''),
             hit.evidence.length ? el('div', null, [el('code', {text: hit.evidence.join('\n')})]) : null]);
