@@ -311,6 +311,8 @@ def _reference_to_dict(obj):
             continue
         value = getattr(obj, f.name)
         kind = f.metadata.get("kind")
+        if f.metadata.get("omit_none") and value is None:
+            continue
         if kind == "filetime":
             out[f.name] = filetime_to_iso(value)
             out[f.name + "_filetime"] = value

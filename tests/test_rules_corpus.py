@@ -72,7 +72,8 @@ def test_verdicts_meet_the_labels(report, capsys):
 
 def test_every_rule_has_a_positive_case(report):
     ruleset = builtin_rules()
-    missing = [rule.id for rule in ruleset.rules if report.rules[rule.id].true_positive == 0]
+    # Rules of other subjects (processes, the service, log coverage) are exercised in test_eventlogs_rules.
+    missing = [rule.id for rule in ruleset.rules if rule.subject == "job" and report.rules[rule.id].true_positive == 0]
     assert missing == []
 
 

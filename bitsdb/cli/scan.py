@@ -22,7 +22,8 @@ from .common import (
     Run,
     close_output,
     open_output,
-    readable_results,
+    picture_records,
+    read_picture,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
@@ -48,7 +49,7 @@ from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths: tuple[str, ...],
             as_of: int | None, fmt: str, output: str | None, min_severity: str, fail_on: str | None,
             recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None, debug: bool) -> None:
-    """Judge every job in PATHS and print one verdict per job.
+    """Judge every job in PATHS, and what the event logs and hives beside it show, one verdict each.
 
     \b
     A verdict has a severity (info < low < medium < high < critical), a confidence (high,
@@ -60,7 +61,6 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     and a verdict at or above that severity exists (3 wins over 1).
     """
     from ..output.findings import VerdictWriter
-    from ..rules.engine import evidence_time
 
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
@@ -71,17 +71,15 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     counts: Counter[str] = Counter()
     shown = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress,
-                                          scheduler=scheduler):
-            when = as_of if as_of is not None else evidence_time(result.jobs)
-            for job in result.jobs:
-                verdict = ruleset.assess(job, when)
-                counts[verdict.severity] += 1
-                rank = SEVERITY_RANK[verdict.severity]
-                worst = max(worst, rank)
-                if rank >= threshold:
-                    shown += 1
-                    writer.write(verdict)
+        results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                        scheduler=scheduler)
+        for verdict in judge(ruleset, results, picture, as_of):
+            counts[verdict.severity] += 1
+            rank = SEVERITY_RANK[verdict.severity]
+            worst = max(worst, rank)
+            if rank >= threshold:
+                shown += 1
+                writer.write(verdict)
     finally:
         close_output(stream)
     if sys.stderr.isatty():
@@ -91,3 +89,24 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         sys.exit(EXIT_FINDINGS)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def judge(ruleset, results, picture, as_of: int | None):
+    """Verdicts in output order: each store's jobs (counted to that store's newest time unless --as-of),
+    then log-only jobs and the records of event logs and hives (counted to the logs' newest time)."""
+    from ..rules.engine import evidence_time
+
+    for _, result in results:
+        when = as_of if as_of is not None else evidence_time(result.jobs)
+        for job in result.jobs:
+            yield ruleset.assess(job, when)
+    if picture is None:
+        return
+    when = as_of if as_of is not None else picture.latest_time()
+    for job in picture.log_jobs:
+        yield ruleset.assess(job, when)
+    for kind, record in picture_records(picture):
+        verdict = ruleset.assess_record(kind, record, when)
+        if verdict is not None:
+            yield verdict
+

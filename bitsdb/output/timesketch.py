@@ -27,7 +27,11 @@ def timesketch_record(event) -> dict:
               "timestamp_desc": event.kind.timestamp_desc, "data_type": event.kind.data_type,
               "tag": list(event.tags)}
     job = event.job.to_dict()
+    job.pop("history", None)                 # each log event is an event of its own, not repeated here
     job.pop("files", None) if event.file is not None else None
+    if event.record is not None:
+        for key, value in flatten(event.record.to_dict(), "log").items():
+            record.setdefault(key, value)
     for key, value in flatten(job).items():
         record.setdefault(key, value)
     if event.file is not None:

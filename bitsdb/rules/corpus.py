@@ -37,6 +37,7 @@ from ..model import (
     CustomHeaders,
     Job,
     JobFile,
+    JobHistory,
     JobPriority,
     JobState,
     JobType,
@@ -66,7 +67,7 @@ FILE_DEFAULTS: dict[str, Any] = {
     "drive": "C:\\", "volume": "\\\\?\\Volume{08542f90-0000-0000-0000-501f00000000}\\",
 }
 CASE_KEYS = ("id", "label", "verdict", "family", "source", "record", "note", "job", "files", "file_records",
-             "provenance", "expect", "damage", "as_of", "confidence")
+             "history", "provenance", "expect", "damage", "as_of", "confidence")
 LABELS = ("benign", "malicious")
 RECORDS = ("live", "legacy", "recovered")
 ENUMS = {"type": JobType, "state": JobState, "priority": JobPriority, "proxy_usage": ProxyUsage}
@@ -198,6 +199,11 @@ def _case(raw: dict[str, Any], file: Path, legacy_codec: LegacyCodec | None) -> 
         raise CaseError(f"{where}: {exc}") from None
     if raw.get("file_records") == "missing":
         job.files = []
+    if raw.get("history") is not None:          # what event logs add (docs/EVENTLOGS.md), in its to_dict shape
+        try:
+            job.history = JobHistory.from_dict(raw["history"])
+        except ValueError as exc:
+            raise CaseError(f"{where}: history: {exc}") from None
     prov = dict(raw.get("provenance") or {})
     if record == "legacy":
         if legacy_codec is None:

@@ -28,6 +28,7 @@ from ..timeutil import datetime_to_filetime, filetime_to_iso
 from .allowlist import (MATCH, MISMATCH, USER_CONTENT_LISTS, AllowEntry, Check, NotifyCommand, compile_entry,
                         compile_notify_command)
 from .conditions import Condition, ConditionError, Context, Evidence, compile_condition, line_of
+from . import logfields  # noqa: F401 - registers the subjects of event logs and hives
 from .fields import FIELDS, SUBJECT_FIELDS, View, job_view
 from .paths import host_is_ip as paths_is_ip
 from .paths import lookalike_of
@@ -47,7 +48,7 @@ ATTACK_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 RULE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 TEMPLATE_FIELD = re.compile(r"\{([a-z_.]+)\}")
 BUILTIN_DIR = Path(__file__).resolve().parent
-BUILTIN_FILES = ("builtin.yaml", "allowlist.yaml", "verdict.yaml")
+BUILTIN_FILES = ("builtin.yaml", "eventlogs.yaml", "allowlist.yaml", "verdict.yaml")
 DEFAULT_FACET = "other"
 
 
@@ -436,6 +437,25 @@ class RuleSet:
     def assess(self, job: Job, as_of: int | None = None) -> Verdict:
         """The verdict on one job (as_of: FILETIME the time-based rules count to)."""
         return self.verdict(self.subject(job, as_of))
+
+    def record_subject(self, kind: str, record: Any) -> Subject:
+        """A record that is not a job (docs/EVENTLOGS.md) as rules of its `subject:` kind see it."""
+        from .logfields import VIEWS, record_identity
+
+        return Subject(kind, VIEWS[kind](record), [], record_identity(kind, record), Trust(), record)
+
+    def assess_record(self, kind: str, record: Any, as_of: int | None = None) -> Verdict | None:
+        """The verdict on a process, service configuration, log event or log coverage record (None for
+        kinds no rule is written for)."""
+        if kind not in SUBJECT_FIELDS or not any(rule.subject == kind for rule in self.rules):
+            return None
+        return self.verdict(self.record_subject(kind, record))
+
+    def evaluate_record(self, kind: str, record: Any, as_of: int | None = None) -> list[Finding]:
+        """The rule hits on such a record, most severe first."""
+        if kind not in SUBJECT_FIELDS:
+            return []
+        return self.hits(self.record_subject(kind, record))
 
     def evaluate(self, job: Job, as_of: int | None = None) -> list[Finding]:
         """The rule hits on one job, most severe first (the evidence of its verdict)."""

@@ -59,7 +59,8 @@ JOB_FIELDS = [
     FieldSpec("owner_name", "str", "well-known owner name (SYSTEM, LOCAL SERVICE, NETWORK SERVICE)"),
     FieldSpec("integrity_level", "str", "owner token integrity level (low, medium, high, system …)"),
     FieldSpec("integrity_rid", "int", "owner token integrity RID (0x4000 = system)"),
-    FieldSpec("creator_image", "path", "image of the process that created the job, normalised (ESE only)",
+    FieldSpec("creator_image", "path", "image of the process that created the job, normalised (ESE records; else "
+              "the Bits-Client log's event 3 when the evidence holds it)",
               "creator_image"),
     FieldSpec("creator_name", "str", "file name of creator_image", "creator_image"),
     FieldSpec("creator_dir", "path", "folder of creator_image (ends with a backslash)", "creator_image"),
@@ -110,6 +111,22 @@ JOB_FIELDS = [
     FieldSpec("partial", "bool", "the record did not decode completely"),
     FieldSpec("ignored_fields", "list", "fields decoded past the damage point of a partial record, which "
               "rules do not see (see Damaged records)"),
+    FieldSpec("log_only", "bool", "the job is known only from the event logs (no database holds it)"),
+    FieldSpec("log_owner", "str", "owner as the Bits-Client log names it (DOMAIN\\user)"),
+    FieldSpec("log_creator_name", "str", "file name of the creating process per Bits-Client event 3"),
+    FieldSpec("log_events", "int", "number of event-log records of the job"),
+    FieldSpec("notify_runs", "int", "processes the BITS service started for the job (notify commands that ran: "
+              "Sysmon 1 / Security 4688 children of the BITS service host)"),
+    FieldSpec("notify_run_images", "list", "file names of the programs those notify executions started"),
+    FieldSpec("notify_failed", "bool", "the log says the notify program failed or returned an error (63, 64)"),
+    FieldSpec("command_tools", "list", "tools of the command lines linked to the job (bitsadmin, powershell)"),
+    FieldSpec("command_operations", "list", "BITS operations those command lines performed (create, addfile, "
+              "setnotifycmdline, transfer, resume …)"),
+    FieldSpec("expected_expiry_days", "float", "days a job lives without activity on its host: the "
+              "JobInactivityTimeout policy when the SOFTWARE hive sets one, else 90"),
+    FieldSpec("lifetime_beyond_expiry", "bool", "lifetime_days exceeds expected_expiry_days", "creation_time"),
+    FieldSpec("expiry_beyond_policy", "bool", "expiry_window_days exceeds expected_expiry_days by more than a "
+              "day (the expiry was stretched past the host's policy)", "expiration_time"),
     FieldSpec("provenance.recovered", "bool", "recovered (deleted / stale) record rather than a live one"),
     FieldSpec("provenance.recovered_from", "str", "where a recovered record came from"),
     FieldSpec("provenance.state_file", "str", "legacy state file role: current | previous"),
@@ -274,15 +291,42 @@ def _notify(view: View, job: Job, files: list[View]) -> None:
     view.set("notify_launches_download", launches)
 
 
+DEFAULT_EXPIRY_DAYS = 90
+
+
 def _times(view: View, job: Job, as_of: int | None) -> None:
     last = max(job.modification_time or 0, job.completion_time or 0) or None
-    view.set("lifetime_days", _days(job.creation_time, last))
-    view.set("expiry_window_days", _days(job.inactivity_base_time, job.expiration_time))
+    lifetime = _days(job.creation_time, last)
+    window = _days(job.inactivity_base_time, job.expiration_time)
+    expected = float((job.history.inactivity_timeout_days if job.history else None) or DEFAULT_EXPIRY_DAYS)
+    view.set("lifetime_days", lifetime)
+    view.set("expiry_window_days", window)
+    view.set("expected_expiry_days", expected)
+    view.set("lifetime_beyond_expiry", lifetime is not None and lifetime > expected)
+    view.set("expiry_beyond_policy", window is not None and window > expected + 1)
     view.set("age_days", _days(job.creation_time, as_of))
     view.set("idle_days", _days(job.modification_time, as_of))
     view.set("expired_days", _days(job.expiration_time, as_of))
     for name in ("creation_time", "modification_time", "expiration_time"):
         view.raw[name] = filetime_to_iso(getattr(job, name)) if getattr(job, name) else None
+
+
+def _history(view: View, job: Job) -> None:
+    """What the event logs add (docs/EVENTLOGS.md): empty values when no log mentions the job."""
+    history = job.history
+    processes = history.processes if history else []
+    runs = history.notify_executions if history else []
+    view.set("log_only", bool(history and history.log_only))
+    view.set("log_owner", history.owner_account if history else None)
+    creator = history.creator_image if history else None
+    view.set("log_creator_name", paths.basename(paths.normalise_path(creator)) if creator else None, creator)
+    view.set("log_events", len(history.events) if history else 0)
+    view.set("notify_runs", len(runs))
+    view.set("notify_run_images", sorted({paths.basename(paths.normalise_path(p.image)) or "" for p in runs
+                                          if p.image}))
+    view.set("notify_failed", any(e.event_id in (63, 64) for e in (history.events if history else [])))
+    view.set("command_tools", sorted({op.tool for p in processes for op in p.operations}))
+    view.set("command_operations", sorted({op.operation for p in processes for op in p.operations}))
 
 
 def job_view(job: Job, as_of: int | None = None, ignored: list[str] | None = None) -> tuple[View, list[View]]:
@@ -306,8 +350,11 @@ def job_view(job: Job, as_of: int | None = None, ignored: list[str] | None = Non
     security = job.security
     view.set("integrity_level", security.owner_integrity_level if security else None)
     view.set("integrity_rid", security.owner_integrity_rid if security else None)
-    creator = paths.normalise_path(job.creator_image) if job.creator_image and job.creator_image.strip() else None
-    view.set("creator_image", creator, job.creator_image)
+    # The database's creator image; where it has none (legacy state files), Bits-Client event 3's.
+    given = job.creator_image if job.creator_image and job.creator_image.strip() else (
+        job.history.creator_image if job.history else None)
+    creator = paths.normalise_path(given) if given and given.strip() else None
+    view.set("creator_image", creator, given)
     view.set("creator_name", paths.basename(creator))
     view.set("creator_dir", _folder(creator))
     _located(view, "creator", creator)
@@ -328,6 +375,7 @@ def job_view(job: Job, as_of: int | None = None, ignored: list[str] | None = Non
     view.set("files_missing", bool(job.missing_file_ids) or (bool(job.file_ids) and not job.files))
     view.set("partial", job.partial)
     view.set("ignored_fields", list(ignored or []))
+    _history(view, job)
     prov = job.provenance
     view.set("provenance.recovered", bool(prov and prov.recovered))
     for name in ("recovered_from", "state_file", "source_kind", "source_path"):

@@ -7,7 +7,7 @@ The vocabulary below is the one place that names events; every timeline format
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..model import Job, JobFile, JobState, JobType
 
@@ -51,6 +51,7 @@ class TimelineEvent:
     job: Job
     file: JobFile | None = None
     tags: list[str] = field(default_factory=list)
+    record: Any = None              # the LogEvent / ProcessEvent / ServiceConfig an event-log event shows
 
 
 def _name(value) -> str:
