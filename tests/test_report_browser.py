@@ -191,3 +191,21 @@ def test_thousand_host_report_in_chromium(browser, fleet_report, tmp_path):
     assert opened.page.locator("details.host").count() == 100
     opened.screenshot_is_not_blank(tmp_path / "fleet.png")
     opened.check_quiet()
+
+
+def test_notify_runs_from_the_logs_are_highlighted(browser, tmp_path):
+    from test_report_logs import HOSTILE_COMMAND, no_verdict, persistence_job_with_history
+
+    from bitsdb.report import ReportBuilder, write_report as write_page
+
+    builder = ReportBuilder(no_verdict)
+    builder.add_job(persistence_job_with_history())
+    page = tmp_path / "notify.html"
+    write_page(builder.build(), page)
+    opened = Opened(browser, page)
+    runs = opened.page.locator("details.host[open] article.job .notify-run code")
+    assert runs.count() == 1 and HOSTILE_COMMAND in runs.first.text_content()
+    assert "notify command ran" in opened.text("details.host[open] article.job .jmeta")
+    legend = opened.page.locator("details.host[open] .timeline .legendtext").all_text_contents()
+    assert "notify command ran" in legend and "event log" in legend
+    opened.check_quiet()

@@ -21,7 +21,8 @@ from .common import (
     RULES,
     SCHEDULER,
     Run,
-    readable_results,
+    picture_records,
+    read_picture,
     same_file,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
@@ -57,7 +58,14 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     Exit status: 0 ok; 1 an input could not be read (the others are still in the report);
     2 usage error, a rule file that does not load or the extra not installed; 3 --fail-on met.
     """
-    from ..report import MissingExtra, ReportBuilder, check_dependencies, verdict_source, write_report
+    from ..report import (
+        MissingExtra,
+        ReportBuilder,
+        check_dependencies,
+        record_verdict_source,
+        verdict_source,
+        write_report,
+    )
 
     try:
         check_dependencies()
@@ -75,14 +83,22 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
                             options={"recover": recover, "rules": list(rule_paths) + list(allowlist_paths),
                                      "min_severity": min_severity})
     items: list = []
-    for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress, scheduler=scheduler,
-                                      items=items):
+    results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress, scheduler=scheduler,
+                                    items=items)
+    for _, result in results:
         builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
         when = as_of if as_of is not None else evidence_time(result.jobs)
         for job in result.jobs:
             builder.add_job(job, when)
         for jf in result.orphan_files:
             builder.add_orphan(jf)
+    if picture is not None:             # log-only jobs and records of no job: counted to the logs' newest time
+        when = as_of if as_of is not None else picture.latest_time()
+        for job in picture.log_jobs:
+            builder.add_job(job, when)
+        record_verdict = record_verdict_source(ruleset)
+        for kind, record in picture_records(picture):
+            builder.add_record(kind, record, record_verdict(kind, record, when))
     builder.evidence_items = len(items)
     builder.warnings.extend(warning for item in items for warning in item.warnings)
     builder.failures.extend(run.problems)

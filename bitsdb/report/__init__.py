@@ -10,8 +10,8 @@ says so in one line before any evidence is read.
 from __future__ import annotations
 
 from .render import MissingExtra, check_dependencies, read_data_block, render_report, write_report
-from .verdicts import LEVELS, verdict_source
+from .verdicts import LEVELS, record_verdict_source, verdict_source
 from .view import ReportBuilder
 
-__all__ = ["LEVELS", "MissingExtra", "ReportBuilder", "check_dependencies", "read_data_block", "render_report",
-           "verdict_source", "write_report"]
+__all__ = ["LEVELS", "MissingExtra", "ReportBuilder", "check_dependencies", "read_data_block", "record_verdict_source",
+           "render_report", "verdict_source", "write_report"]

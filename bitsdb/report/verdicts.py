@@ -18,7 +18,7 @@ LEVELS = SEVERITIES
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 
 VerdictSource = Callable[..., dict[str, Any]]
-RecordVerdictSource = Callable[[str, Any], dict[str, Any]]
+RecordVerdictSource = Callable[..., dict[str, Any]]
 
 
 def _hit(finding) -> dict[str, Any]:
@@ -67,13 +67,14 @@ def verdict_source(ruleset) -> VerdictSource:
 
 
 def record_verdict_source(ruleset) -> RecordVerdictSource:
-    """A function (record type, record) -> verdict dict for records of no job (service configuration,
-    process evidence, log events): the rules layer's verdict when it judges such records, else none."""
-    assess_record = getattr(ruleset, "assess_record", None)
+    """A function (record type, record, as_of=None) -> verdict dict for records of no job (service
+    configuration, log coverage, process evidence, log events); the lowest level, with no reason, for
+    kinds the rules layer writes no rule for."""
 
-    def verdict(kind: str, record: Any) -> dict[str, Any]:
-        if assess_record is None:
+    def verdict(kind: str, record: Any, as_of: int | None = None) -> dict[str, Any]:
+        judged = ruleset.assess_record(kind, record, as_of)
+        if judged is None:
             return {"severity": LEVELS[0], "confidence": None, "reasons": [], "hits": [], "allowlist": None}
-        return verdict_view(assess_record(kind, record))
+        return verdict_view(judged)
 
     return verdict

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from ..model import Job, JobFile, NotifyFlags, flag_names
 from ..timeline import jobs as vocabulary
+from ..timeline import logs as log_vocabulary
 from ..timeutil import filetime_to_iso
 from .gcpause import collector_paused
 from .verdicts import LEVEL_RANK, LEVELS, VerdictSource
@@ -38,12 +39,15 @@ def _size(value: int | None) -> str:
 
 
 def record_origin(job: Job) -> str:
-    """live | recovered (carved copy, older version) — log-derived records will add 'log'."""
+    """live | recovered (carved copy, older version) | log (a job only the event logs know)."""
+    if job.history is not None and job.history.log_only:
+        return "log"
     return "recovered" if job.provenance is not None and job.provenance.recovered else "live"
 
 
-def host_label(job: Job) -> str:
-    prov = job.provenance
+def host_label(record: Any) -> str:
+    """The host a record belongs to: its evidence's host name, else the evidence item, else the file."""
+    prov = record.provenance
     if prov is None:
         return "(unknown host)"
     return prov.host or prov.container or prov.source_path or "(unknown host)"
@@ -83,25 +87,66 @@ def _times(job: Job) -> list[list[str]]:
 
 
 def _marks(job: Job) -> list[dict[str, Any]]:
-    """Marks of one record on its job's row: the record's own events, in time order."""
+    """Marks of one record on its job's row: the record's own events and, from its history, one per
+    log event, command line and notify-command execution (the timeline's sentences)."""
     origin = record_origin(job)
     where = job.provenance.recovered_from if job.provenance is not None else None
     marks = []
-    for event in vocabulary.expand_job(job):
-        if event.kind.action not in _MARK_ACTIONS:
-            continue
-        label = event.kind.timestamp_desc
-        if origin == "recovered":
-            label += f" (recovered version, from {where or 'unallocated data'})"
-        marks.append({"time": filetime_to_iso(event.filetime), "kind": event.kind.action, "label": label,
-                      "origin": origin, "notify": None})
+    if origin != "log":             # a log-only job's own times are those of its log events
+        for event in vocabulary.expand_job(job):
+            if event.kind.action not in _MARK_ACTIONS:
+                continue
+            label = event.kind.timestamp_desc
+            if origin == "recovered":
+                label += f" (recovered version, from {where or 'unallocated data'})"
+            marks.append({"time": filetime_to_iso(event.filetime), "kind": event.kind.action, "label": label,
+                          "origin": origin, "notify": None})
+    for event in log_vocabulary.expand_history(job, []):
+        notify = getattr(event.record, "notify_execution", False)
+        marks.append({"time": filetime_to_iso(event.filetime), "kind": event.kind.action, "label": event.message,
+                      "origin": "log", "notify": _command_line(event.record) if notify else None})
     return marks
+
+
+def _command_line(process: Any) -> str:
+    return process.command_line or process.image or "(command line not logged)"
+
+
+def _history_view(job: Job) -> dict[str, Any] | None:
+    """What the event logs and process evidence say about the job, as lines of text with times."""
+    history = job.history
+    if history is None:
+        return None
+
+    def lines(records, describe) -> list[dict[str, Any]]:
+        return [{"time": filetime_to_iso(r.time), "text": describe(r)}
+                for r in sorted(records, key=lambda r: (r.time or 0))]
+
+    return {
+        "log_only": history.log_only, "owner_account": history.owner_account, "creator": history.creator_image,
+        "creator_pid": None if history.creator_process_id is None else str(history.creator_process_id),
+        "computer": history.computer,
+        "events": lines(history.events, lambda e: f"{log_vocabulary.log_kind(e).timestamp_desc}: "
+                                                   f"{log_vocabulary.describe_log_event(e, False)}"),
+        "processes": lines(history.processes, log_vocabulary.describe_process),
+        "notify_runs": lines(history.notify_executions, log_vocabulary.describe_process),
+    }
 
 
 @dataclass
 class _Card:
     host: str
     records: list[tuple[Job, dict[str, Any]]] = field(default_factory=list)
+
+
+def _unique(marks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for mark in marks:
+        key = (mark["time"], mark["kind"], mark["label"])
+        if key not in seen:
+            seen.add(key)
+            out.append(mark)
+    return sorted(out, key=lambda m: (m["time"], m["kind"], m["label"]))
 
 
 def _main_record(records: list[tuple[Job, dict[str, Any]]]) -> tuple[Job, dict[str, Any]]:
@@ -118,7 +163,7 @@ def _card_view(key: str, card: _Card) -> dict[str, Any]:
     main, main_verdict = _main_record(card.records)
     worst_job, worst_verdict = max(card.records, key=lambda item: (LEVEL_RANK[item[1]["severity"]],
                                                                    item[0] is main))
-    marks = sorted((m for job, _ in card.records for m in _marks(job)), key=lambda m: (m["time"], m["kind"]))
+    marks = _unique(m for job, _ in card.records for m in _marks(job))
     starts = [t for t in (filetime_to_iso(job.creation_time) for job, _ in card.records) if t]
     start = min(starts) if starts else (marks[0]["time"] if marks else None)
     end = marks[-1]["time"] if marks else start
@@ -147,7 +192,26 @@ def _card_view(key: str, card: _Card) -> dict[str, Any]:
         "times": _times(main), "start": start, "end": end, "end_state": _name(main.state),
         "marks": marks, "versions": versions, "provenance": _provenance_pairs(main),
         "partial": main.partial_reason if main.partial else None, "upload": main.is_upload,
+        "history": _merged_history(card.records, main),
+        "notify_ran": any(m["notify"] for m in marks),
     }
+
+
+def _merged_history(records: list[tuple[Job, dict[str, Any]]], main: Job) -> dict[str, Any] | None:
+    """The history of the card: the main record's, else that of any version that has one (the join
+    attaches it to every database record of the job id)."""
+    for job in [main] + [job for job, _ in records if job is not main]:
+        view = _history_view(job)
+        if view is not None:
+            return view
+    return None
+
+
+def _widen(host: dict[str, Any], start: str | None, end: str | None) -> None:
+    if start and (host["first"] is None or start < host["first"]):
+        host["first"] = start
+    if end and (host["last"] is None or end > host["last"]):
+        host["last"] = end
 
 
 class ReportBuilder:
@@ -165,6 +229,7 @@ class ReportBuilder:
         self.warnings: list[str] = []
         self.evidence_items = 0
         self.origins = {"live": 0, "recovered": 0, "log": 0}
+        self.host_records: dict[str, list[dict[str, Any]]] = {}
         self._anonymous = 0
 
     def add_job(self, job: Job, as_of: int | None = None) -> None:
@@ -177,9 +242,32 @@ class ReportBuilder:
             key = f"{host}\x00#{self._anonymous}"
         card = self.cards.setdefault(key, _Card(host))
         card.records.append((job, self.verdict(job, as_of)))
-        self.origins[record_origin(job)] += 1
-        if job.provenance is not None:
+        origin = record_origin(job)
+        self.origins[origin] += 1
+        if job.provenance is not None and origin != "log":
             self.stores.setdefault(host, set()).add(job.provenance.source_path)
+
+    def add_record(self, kind: str, record: Any, verdict: dict[str, Any]) -> None:
+        """A record of no job (service configuration, log coverage, unlinked command line or notify run,
+        log event): listed under its host, and its verdict counts towards the host's worst."""
+        if kind == "service":
+            text = "BITS service: " + log_vocabulary.describe_service(record)
+            when = record.key_last_written
+        elif kind == "log_coverage":
+            text = "Event logs read for this host: " + log_vocabulary.describe_coverage(record)
+            when = filetime_to_iso(record.bits_client_last or record.database_last_activity)
+        elif kind == "process":
+            what = "notify command ran (no job linked)" if record.notify_execution else "BITS command line"
+            text = f"{what}: {log_vocabulary.describe_process(record)}"
+            when = filetime_to_iso(record.time)
+        else:
+            text = (f"{log_vocabulary.log_kind(record).timestamp_desc}: "
+                    f"{log_vocabulary.describe_log_event(record, False)}")
+            when = filetime_to_iso(record.time)
+        self.host_records.setdefault(host_label(record), []).append({
+            "kind": kind, "time": when, "text": text, "severity": verdict["severity"],
+            "reasons": list(verdict["reasons"]), "source": record.provenance.source_path if record.provenance else None,
+            "notify": kind == "process" and bool(record.notify_execution)})
 
     def add_orphan(self, jf: JobFile) -> None:
         host = "(unknown host)"
@@ -196,23 +284,33 @@ class ReportBuilder:
         jobs.sort(key=lambda j: (j["host"], -LEVEL_RANK[j["severity"]], j["start"] or "", j["name"] or "",
                                  j["job_id"] or "", j["key"]))
         hosts: dict[str, dict[str, Any]] = {}
-        for index, job in enumerate(jobs):
-            host = hosts.get(job["host"])
-            if host is None:        # jobs are sorted by host: each host's jobs are one run of indices
-                host = hosts[job["host"]] = {"name": job["host"], "first_job": index, "job_count": 0,
-                                             "counts": dict.fromkeys(LEVELS, 0), "first": None, "last": None}
-            host["job_count"] += 1
-            host["counts"][job["severity"]] += 1
-            if job["start"] and (host["first"] is None or job["start"] < host["first"]):
-                host["first"] = job["start"]
-            if job["end"] and (host["last"] is None or job["end"] > host["last"]):
-                host["last"] = job["end"]
-        for name, host in hosts.items():
-            host["worst"] = max((level for level, n in host["counts"].items() if n), key=LEVEL_RANK.__getitem__)
-            host["stores"] = len(self.stores.get(name, ()))
-            host["orphan_files"] = self.orphans.get(name, 0)
+
+        def host(name: str, first_job: int) -> dict[str, Any]:
+            if name not in hosts:
+                hosts[name] = {"name": name, "first_job": first_job, "job_count": 0,
+                               "counts": dict.fromkeys(LEVELS, 0), "first": None, "last": None}
+            return hosts[name]
+
+        for index, job in enumerate(jobs):      # jobs are sorted by host: each host's jobs are one run
+            entry = host(job["host"], index)
+            entry["job_count"] += 1
+            entry["counts"][job["severity"]] += 1
+            _widen(entry, job["start"], job["end"])
+        for name, records in self.host_records.items():
+            entry = host(name, len(jobs))
+            for record in records:
+                _widen(entry, record["time"], record["time"])
+        for name, entry in hosts.items():
+            records = sorted(self.host_records.get(name, []), key=lambda r: (-LEVEL_RANK[r["severity"]],
+                                                                              r["time"] or "", r["text"]))
+            entry["records"] = records
+            levels = [level for level, n in entry["counts"].items() if n] + [r["severity"] for r in records]
+            entry["worst"] = max(levels, key=LEVEL_RANK.__getitem__, default="none")
+            entry["stores"] = len(self.stores.get(name, ()))
+            entry["orphan_files"] = self.orphans.get(name, 0)
         ordered = sorted(hosts.values(), key=lambda h: (-LEVEL_RANK[h["worst"]], -h["counts"][h["worst"]],
                                                          h["name"]))
+        host_records = sum(len(r) for r in self.host_records.values())
         verdicts = dict.fromkeys(LEVELS, 0)
         for job in jobs:
             verdicts[job["severity"]] += 1
@@ -221,6 +319,7 @@ class ReportBuilder:
             "stores": sum(len(s) for s in self.stores.values()), "cards": len(jobs),
             "records": dict(self.origins), "verdicts": verdicts, "failures": list(self.failures),
             "warnings": list(self.warnings), "orphan_files": sum(self.orphans.values()),
+            "host_records": host_records,
             "options": self.options,
         }
         return {"overview": overview, "levels": list(LEVELS), "hosts": ordered, "jobs": jobs}

@@ -46,6 +46,12 @@
       j.files.forEach(function (f) { parts.push(f.url, f.local, f.temp); });
       j.reasons.forEach(function (r) { parts.push(r); });
       j.hits.forEach(function (hit) { parts.push(hit.rule, hit.title); });
+      if (j.history) {
+        parts.push(j.history.owner_account, j.history.creator, j.history.computer);
+        ['events', 'processes', 'notify_runs'].forEach(function (key) {
+          j.history[key].forEach(function (line) { parts.push(line.text); });
+        });
+      }
       h = haystacks[i] = parts.filter(Boolean).join('\n').toLowerCase();
     }
     return h;
@@ -86,6 +92,11 @@
   // ------------------------------------------------------------------ filtering
   var state = {text: '', host: '', level: LEVELS[0], shown: 0, matches: []};
 
+  function recordMatches(record, text, min) {
+    if (RANK[record.severity] < min) { return false; }
+    return !text || [record.text].concat(record.reasons).join('\n').toLowerCase().indexOf(text) >= 0;
+  }
+
   function filter() {
     var text = state.text, host = state.host, min = RANK[state.level], matches = [], jobs = 0;
     HOSTS.forEach(function (h) {
@@ -97,7 +108,8 @@
         if (text && haystack(i).indexOf(text) < 0) { continue; }
         hits.push(i);
       }
-      if (hits.length) { matches.push({host: h, jobs: hits}); jobs += hits.length; }
+      var records = h.records.filter(function (r) { return recordMatches(r, text, min); });
+      if (hits.length || records.length) { matches.push({host: h, jobs: hits, records: records}); jobs += hits.length; }
     });
     state.matches = matches;
     document.getElementById('f-status').textContent =
@@ -128,7 +140,8 @@
       badge(h.worst), el('span', {'class': 'hname', text: h.name}),
       el('span', {'class': 'counts', text: h.job_count + ' job(s): ' + counts +
         (match.jobs.length !== h.job_count ? ' \u2014 ' + match.jobs.length + ' match' : '') +
-        (h.stores ? ' \u00b7 ' + h.stores + ' store(s)' : '')}),
+        (h.stores ? ' \u00b7 ' + h.stores + ' store(s)' : '') +
+        (h.records.length ? ' \u00b7 ' + h.records.length + ' host record(s) from logs and hives' : '')}),
       el('span', {'class': 'span'}, ['BITS activity ', timeNode(h.first), ' \u2192 ', timeNode(h.last)])
     ]);
     var node = el('details', {'class': 'host lvl-' + h.worst, 'data-host': h.name, 'data-worst': h.worst},
@@ -146,7 +159,17 @@
   }
 
   function fillHost(body, match) {
+    if (match.records.length) {
+      body.appendChild(el('details', {'class': 'host-records', open: ''}, [
+        el('summary', {text: match.records.length + ' record(s) of this host from event logs and hives (no job)'}),
+        el('ul', null, match.records.map(function (r) {
+          return el('li', {'class': r.notify ? 'notify-run' : null}, [
+            badge(r.severity), ' ', timeNode(r.time), ' ', el('code', {text: r.text}),
+            r.reasons.length ? el('ol', {'class': 'reasons'}, r.reasons.map(function (x) { return el('li', {text: x}); })) : null]);
+        }))]));
+    }
     var jobs = match.jobs.slice().sort(function (a, b) { return a - b; });   // worst first, as built
+    if (!jobs.length) { return; }
     var chart = el('div', {'class': 'timeline chart'});
     body.appendChild(chart);
     var rows = jobs.slice(0, ROWS_PER_CHART);
@@ -179,7 +202,9 @@
   }
 
   function card(j) {
-    var meta = [j.type, j.state, j.origins.join(' + ')].filter(Boolean).join(' \u00b7 ');
+    var origins = j.origins.map(function (o) { return o === 'log' ? 'from event logs only' : o; });
+    var meta = [j.type, j.state, origins.join(' + '), j.notify_ran ? 'notify command ran' : null]
+      .filter(Boolean).join(' \u00b7 ');
     var node = el('article', {'class': 'job lvl-' + j.severity, 'data-severity': j.severity,
                               'data-job-id': j.job_id || ''}, [
       el('header', null, [badge(j.severity), el('span', {'class': 'jname', text: j.name === null ? '(no name)' : j.name}),
@@ -204,10 +229,22 @@
     } else {
       fact('notify command', '(none)');
     }
+    var history = j.history;
+    if (history && history.notify_runs.length) {
+      fact('notify command ran', el('div', null, history.notify_runs.map(function (line) {
+        return el('div', {'class': 'notify-run'}, [timeNode(line.time), ' ', el('code', {text: line.text})]);
+      })));
+    }
     var owner = [j.owner.name, j.owner.sid ? '(' + j.owner.sid + ')' : null,
                  j.owner.integrity ? 'integrity ' + j.owner.integrity : null].filter(Boolean).join(' ');
     fact('owner', owner || '?');
+    if (history && history.owner_account && history.owner_account !== j.owner.name) {
+      fact('owner (event log)', history.owner_account);
+    }
     fact('creator', j.creator);
+    if (history && history.creator && history.creator !== j.creator) { fact('creator (event log)', history.creator); }
+    if (history && history.creator_pid) { fact('creator process id', history.creator_pid); }
+    if (history && history.computer) { fact('computer (event log)', history.computer); }
     fact('job id', j.job_id);
     fact('description', j.description);
     fact('priority', j.priority);
@@ -241,6 +278,18 @@
             (hit.attack.length ? ' [' + hit.attack.join(', ') + ']' : '') +
             (hit.allowlisted ? ' (allow-listed: ' + hit.allowlisted + ')' : ''),
             hit.evidence.length ? el('div', null, [el('code', {text: hit.evidence.join('\n')})]) : null]);
+        }))]));
+    }
+    if (history && (history.events.length || history.processes.length)) {
+      var logLines = [];
+      history.processes.forEach(function (line) { logLines.push(['command line', line]); });
+      history.events.forEach(function (line) { logLines.push(['event', line]); });
+      logLines.sort(function (a, b) { return (a[1].time || '') < (b[1].time || '') ? -1 : 1; });
+      node.appendChild(el('details', history.log_only ? {open: ''} : null, [
+        el('summary', {text: 'event-log history: ' + history.events.length + ' event(s), ' +
+                             history.processes.length + ' command line(s)'}),
+        el('ul', null, logLines.map(function (item) {
+          return el('li', null, [timeNode(item[1].time), ' ', el('code', {text: item[1].text})]);
         }))]));
     }
     if (j.versions.length) {
@@ -301,11 +350,11 @@
                    marker: {symbol: MARK_SYMBOLS[kind] || 'circle', size: notify ? 16 : 8,
                             color: notify ? '#a1132e' : '#1d2b3a', line: {width: 1, color: '#ffffff'}}});
     });
-    var layout = {height: 90 + rows.length * 26, margin: {l: 260, r: 10, t: 10, b: 50},
+    var layout = {height: 100 + rows.length * 26, margin: {l: 260, r: 10, t: 36, b: 50},
                   xaxis: {type: 'date', title: {text: 'UTC', standoff: 6}},
                   yaxis: {tickvals: rows.map(function (_, r) { return r; }), ticktext: labels, autorange: 'reversed',
                           automargin: true},
-                  legend: {orientation: 'h', y: -0.25 - 4 / (rows.length + 4)}, bargap: 0.3, hovermode: 'closest'};
+                  legend: {orientation: 'h', y: 1.01, yanchor: 'bottom', x: 0}, bargap: 0.3, hovermode: 'closest'};
     Plotly.newPlot(container, traces, layout, PLOT_CONFIG);
   }
 
