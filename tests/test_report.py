@@ -107,6 +107,11 @@ def test_demo_report_has_every_job_with_its_verdict_and_history(demo_page):
         assert any(m["kind"] == "bits-job-version-recovered" for m in card["marks"])
     both = [by_id[i] for i in recovered_ids if any(r["job_id"] == i and not r["provenance"]["recovered"] for r in parsed)]
     assert both and all(card["origin"] == "live" and card["versions"] for card in both)
+    # provenance reads as text: other places an identical copy was found say only how they differ
+    pairs = [pair for card in jobs for pair in card["provenance"]]
+    assert not any("{'" in value or "[{" in value for _, value in pairs)
+    also = [value for key, value in pairs if key == "also found at"]
+    assert also and all(value.startswith("(this record); ") and "recovered from db page" in value for value in also)
     upload = [j for j in jobs if j["type"] == "UPLOAD"]
     assert upload and any(f["url"].startswith("http") for j in upload for f in j["files"])
     for card in jobs:

@@ -56,14 +56,25 @@ def host_label(record: Any) -> str:
 def _provenance_pairs(job: Job) -> list[list[str]]:
     if job.provenance is None:
         return []
+    own = job.provenance.to_dict()
     pairs = []
-    for key, value in job.provenance.to_dict().items():
-        if value is None or value is False or value == {}:
+    for key, value in own.items():
+        if value is None or value is False or value == {} or value == []:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+        elif isinstance(value, list):       # other places an identical copy was found: what differs
+            value = "; ".join(_differences(item, own) for item in value if isinstance(item, dict))
+            key = "also found at" if key == "locations" else key
         pairs.append([key.replace("_", " "), str(value)])
     return pairs
+
+
+def _differences(place: dict[str, Any], own: dict[str, Any]) -> str:
+    """A location as the fields in which it differs from the record's own provenance (the record's own
+    place, listed first, reads "(this record)")."""
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in place.items() if v is not None and own.get(k) != v]
+    return ", ".join(parts) or "(this record)"
 
 
 def _file_view(jf: JobFile) -> dict[str, Any]:
