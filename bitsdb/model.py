@@ -169,7 +169,8 @@ def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any]
     return out
 
 
-# Field metadata tags: how to_dict shows a field.
+# Field metadata tags: how to_dict shows a field. (Every record class has a docstring: without
+# one, @dataclass builds it from inspect.signature, which costs start-up time.)
 FILETIME = {"kind": "filetime"}
 OMIT_NONE = {"omit_none": True}          # left out of to_dict while None
 
@@ -243,6 +244,16 @@ def _make_to_dict(cls: type) -> Any:
     return to_dict
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+    return names
+
+
 _ISO_TEXT: dict[int, str | None] = {}
 _NOT_SEEN = object()
 
@@ -266,7 +277,22 @@ def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
 
 
 class Record:
-    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left)."""
+    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left).
+
+    Equality and repr are the ones @dataclass would generate, written once here: generating
+    them per class (exec of generated source) was most of the model's import time.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _field_names(self.__class__))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
 
     __slots__ = ()          # lets records declared with slots=True (one per log event) skip the __dict__
 
@@ -282,7 +308,7 @@ class Record:
         return record_from_dict(cls, data)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Location(Record):
     """One place an identical copy of a record was found (see Provenance.locations)."""
 
@@ -307,7 +333,7 @@ class Location(Record):
             (other.source_path, other.offset, other.table, other.record_index)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
 
@@ -346,8 +372,10 @@ ALLOCATION_KINDS = ("unallocated", "allocated file", "file slack", "unpartitione
 _LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Location))
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Ace(Record):
+    """One access-control entry of the job's descriptor (§1.5)."""
+
     ace_type: int
     ace_type_name: str
     flags: int
@@ -356,7 +384,7 @@ class Ace(Record):
     sid_name: str | None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class SecurityInfo(Record):
     """The owner token block and the job's self-relative security descriptor (§5.4)."""
 
@@ -373,8 +401,10 @@ class SecurityInfo(Record):
     decode_error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class JobError(Record):
+    """The last error BITS recorded for the job (§5.6)."""
+
     hresult: int | None
     hresult_hex: str | None
     context: ErrorContext | int | None
@@ -383,14 +413,16 @@ class JobError(Record):
     unknown: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Timer(Record):
+    """One of the optional timer windows (§5.8)."""
+
     slot: str                               # no_progress | error | retry (meanings inferred, §5.8)
     start: int = field(default=0, metadata=FILETIME)
     end: int = field(default=0, metadata=FILETIME)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class CustomHeaders(Record):
     """Present when the job has custom HTTP headers; their text is DPAPI-encrypted (§5.9)."""
 
@@ -403,14 +435,18 @@ class CustomHeaders(Record):
     unknown: int = 0
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class FileRange(Record):
+    """A byte range of a file added with ranges (§6.1); length -1 = to the end."""
+
     offset: int
     length: int
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class JobFile(Record):
+    """A file of a job (ESE `Files` row or legacy inline record, §6, §7.4)."""
+
     file_id: str | None
     local_name: str | None = None
     remote_name: str | None = None
@@ -433,8 +469,10 @@ class JobFile(Record):
     provenance: Provenance | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Job(Record):
+    """A BITS job with every field its record holds (§5, §7.3)."""
+
     job_id: str | None
     marker: str | None = None
     marker_label: str | None = None
@@ -474,6 +512,8 @@ class Job(Record):
     cost_flags: int | None = field(default=None, metadata=_flags(CostFlags))
     network_guid: str | None = None
     creator_image: str | None = None
+    package_family_name: str | None = None  # packaged (AppX/MSIX) creator, Windows 11 24H2+ (§5.10.1)
+    application_id: str | None = None       # the creator's application id within its package, as stored
     http_method: str | None = None
     aux_string: str | None = None
     extra: bytes = b""                      # bytes between inner and outer footer (double marker)

@@ -48,7 +48,10 @@ def test_expected_outputs_are_current(make_demo) -> None:
 def test_demo_reads_cleanly_and_jobs_join_their_files() -> None:
     result = api.read(DEMO / "qmgr.db")
     assert result.errors == [] and result.warnings == [] and result.orphan_files == []
-    assert len(result.jobs) == 7
+    assert len(result.jobs) == 8
+    packaged = [job for job in result.jobs if job.package_family_name]
+    assert [(j.package_family_name, j.application_id, j.creator_image.rsplit("\\", 1)[-1]) for j in packaged] == [
+        ("Microsoft.OutlookForWindows_8wekyb3d8bbwe", "!Microsoft.OutlookforWindows", "msedgewebview2.exe")]
     for job in result.jobs:
         assert not job.partial and job.missing_file_ids == []
         assert [f.file_id for f in job.files] == job.file_ids and job.files

@@ -25,6 +25,8 @@ ProgressCallback = Callable[[int, int, ItemResult], None]
 
 @dataclass
 class Unit:
+    """One unit of work: a Downloader group, a zip, a disk image, a loose file, or an error."""
+
     kind: str                       # group | zip | image | file | error
     evidence: str
     group: ArtefactGroup | None = None
@@ -192,7 +194,6 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
     `events` receives what happened to workers (lost, tasks run again).
     """
     from .cluster import TaskRunner, open_pool
-    from .imagecarve import ImageCarving
 
     units = plan(paths)
     callback = _progress_callback(progress)
@@ -220,6 +221,8 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
             joiner = _ImageJoin(partial(deliver, index)) if carve else None
             runner.submit(run_unit, (unit, recover), partial(_unit_done, unit, joiner or partial(deliver, index)))
             if carve:
+                from .imagecarve import ImageCarving   # the carver (and construct) only when an image is carved
+
                 ImageCarving(unit.evidence, runner, joiner.carved, **_range(range_size)).start()
         for index in range(len(units)):
             while index not in ready:

@@ -41,6 +41,8 @@ JOB_COLUMNS = {
     "NotifyParameters": lambda j: _text(j.notify_parameters),
     "NotifyFlags": lambda j: _flags(NotifyFlags, j.notify_flags),
     "CreatorImage": lambda j: _text(j.creator_image),
+    "PackageFamilyName": lambda j: _text(j.package_family_name),
+    "ApplicationId": lambda j: _text(j.application_id),
     "HttpMethod": lambda j: _text(j.http_method),
     "CreationTime": lambda j: filetime_to_ez(j.creation_time),
     "ModificationTime": lambda j: filetime_to_ez(j.modification_time),

@@ -39,6 +39,8 @@ class TableWriter(RecordWriter):
         w(f"  owner         {owner}  integrity {integrity or '?'}\n")
         if job.creator_image is not None:
             w(f"  creator       {job.creator_image or '(empty)'}\n")
+        if job.package_family_name is not None or job.application_id is not None:
+            w(f"  package       {job.package_family_name or '-'}  application {job.application_id or '-'}\n")
         command = " ".join(x for x in (job.notify_program, job.notify_parameters) if x)
         flags = "|".join(flag_names(NotifyFlags, job.notify_flags)) if job.notify_flags is not None else "?"
         w(f"  notify cmd    {command or '(none)'}  [flags {flags}]\n")

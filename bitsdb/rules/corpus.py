@@ -59,6 +59,7 @@ JOB_DEFAULTS: dict[str, Any] = {
     "modification_time": "2023-03-01T10:05:00Z", "completion_time": "2023-03-01T10:05:00Z",
     "expiration_time": "2023-05-30T10:05:00Z", "proxy_usage": "PRECONFIG", "security_flags": 0,
     "custom_headers": False, "http_method": "GET", "proxy_list": None, "proxy_bypass": None,
+    "package_family_name": None, "application_id": None,
 }
 FILE_DEFAULTS: dict[str, Any] = {
     "local_name": r"C:\Users\bob\Documents\report.pdf",

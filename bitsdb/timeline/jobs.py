@@ -66,7 +66,8 @@ def describe_job(job: Job) -> str:
         owner += f" ({job.owner_name})"
     parts.append(f"owner {owner}")
     if job.creator_image:
-        parts.append(f"created by {job.creator_image}")
+        parts.append(f"created by {job.creator_image}"
+                     + (f" (package {job.package_family_name})" if job.package_family_name else ""))
     arrow = "<-" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else "->"
     for jf in job.files[:3]:
         parts.append(f"{jf.remote_name or '?'} {arrow} {jf.local_name or '?'}")
