@@ -68,6 +68,17 @@ def tree_state(root: Path) -> dict[str, str]:
     return state
 
 
+def report_available() -> bool:
+    """`bitsdb report` needs its extra (Jinja2, plotly)."""
+    from bitsdb.report import MissingExtra, check_dependencies
+
+    try:
+        check_dependencies()
+    except MissingExtra:
+        return False
+    return True
+
+
 def demo_jobs() -> int:
     """How many jobs the demo store holds (read through the API, not assumed)."""
     import bitsdb
@@ -144,6 +155,12 @@ def test_lone_surrogates_never_stop_a_writer_and_the_raw_bytes_are_kept(evil_db,
             json.loads(line)
     assert "\x1b" not in outputs["parse", "table"] and "\x1b" not in outputs["scan", "table"]
     assert "raw bytes     display_name = " + utf16_hex(EVIL_NAME) in outputs["parse", "table"]
+    if report_available():
+        page = evil_db.parent.parent / "report.html"
+        status, _, err = run("report", "-o", page, evil_db)
+        assert status == 0, err
+        text = page.read_bytes().decode("utf-8")                            # the HTML report too: valid UTF-8
+        assert "evil\\ufffdname" in text                                   # its JSON data block is ASCII
     assert tree_state(evil_db.parent) == before and leftovers(private_tmp) == []
 
 
@@ -430,6 +447,8 @@ def test_output_is_never_written_into_the_evidence(tmp_path, private_tmp):
                ("parse", folder / "qmgr.db", folder / "qmgr.db"),
                ("parse", folder / "edb.log", folder / "qmgr.db"),          # a log beside a named database
                ("parse", tmp_path / "into" / "qmgr.db", folder / "qmgr.db")]
+    if report_available():
+        refused.append(("report", folder / "r.html", root))
     for command, target, evidence in refused:
         status, out, err = run(command, "-o", target, evidence)
         assert status == 2, (command, target, err)

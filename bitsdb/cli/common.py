@@ -79,6 +79,7 @@ class Run:
 
         self.debug = debug
         self.failures = 0
+        self.problems: list[str] = []        # each failure line, for outputs that show them (report)
         if debug:
             os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
 
@@ -88,6 +89,7 @@ class Run:
     def fail_line(self, line: str) -> None:
         """A problem already phrased as 'where: what'."""
         self.failures += 1
+        self.problems.append(line)
         say(line, "error")
 
     def unexpected(self, path: str, exc: BaseException) -> None:
@@ -208,7 +210,7 @@ def output_problem(target: Path, inputs: Iterable[str]) -> str | None:
         evidence = Path(os.path.realpath(given))
         for candidate in (real, real.with_name(real.name + ".partial")):
             if same_file(candidate, given):
-                return f"{item} is an input: evidence is never overwritten"
+                return f"{item} is one of the inputs: evidence is never overwritten"
             if evidence.is_dir() and _inside(candidate, evidence):
                 return f"it lies inside the evidence folder {item}: nothing is written into evidence"
             if evidence.is_file() and role_of(candidate.name) and same_file(candidate.parent, evidence.parent):
@@ -382,12 +384,14 @@ def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
                      progress: bool | None = None, scheduler: str | None = None,
-                     side: dict | None = None) -> Iterator:
+                     side: dict | None = None,
+                     items: list | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal.
 
     The closing summary is printed when several items were read and one failed or stderr is a
-    terminal, or when --progress was given; a single item's problem is its one line.
+    terminal, or when --progress was given; a single item's problem is its one line. `items`, when
+    given, receives each evidence item's ItemResult (counts only) once it is read.
     """
     import time
     from contextlib import closing
@@ -401,7 +405,8 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
     except ValueError as exc:
         usage_error(str(exc))
     warn_relative(paths, scheduler)
-    started, items, workers, events = time.perf_counter(), [], [], []
+    started, workers, events = time.perf_counter(), [], []
+    items = [] if items is None else items
     with closing(iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover,
                             scheduler=scheduler, events=events)) as batch:
         try:
