@@ -132,6 +132,8 @@ def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, 
             continue
         recovery.scans.append(scan)
         located.extend(scan.located)
+        if scan.stats.stopped:
+            recovery.warnings.append(f"{path}: {scan.stats.stopped}")
     live_jobs = live.jobs if live else []
     live_files = live.orphan_files if live else []
     recovery.history = build_history(located, live_jobs, live_files)

@@ -63,6 +63,8 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
                 jobs = sum(1 for x in scan.located if x.carved.kind == "job")
                 click.echo(f"bitsdb: carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
                            f"{jobs} job and {len(scan.located) - jobs} file records", err=True)
+                if stats.stopped:
+                    report_warning(str(item), stats.stopped)
                 located.extend(scan.located)
                 scanned += 1
             if not scanned:

@@ -84,6 +84,7 @@ class EseLongValues:
             self.page_size = _U32.unpack_from(header, _HEADER_PAGE_SIZE_OFFSET)[0]
             if self.page_size != SUPPORTED_PAGE_SIZE:
                 raise LongValueError(f"page size {self.page_size} not handled by the one-pass reader")
+            self._tables: dict[str, tuple[int, int]] = {}
             self._lv_trees = self._catalog_lv_trees()
 
     # --- public -------------------------------------------------------------------------
@@ -97,6 +98,10 @@ class EseLongValues:
         with self.path.open("rb") as handle:
             self._handle = handle
             return self._assemble(root_pgno, lv_objid)
+
+    def table(self, table_name: str) -> tuple[int, int] | None:
+        """(object id, root page) of the table's data tree, as the catalog names it."""
+        return self._tables.get(table_name)
 
     def lv_tree(self, table_name: str) -> tuple[int, int] | None:
         """(object id, root page) of the table's LV tree, as the catalog names it."""
@@ -154,6 +159,7 @@ class EseLongValues:
             objid_table, record_type, object_id, pgno_fdp, name = _catalog_fields(record)
             if record_type == SYSOBJ_TABLE and name is not None:
                 table_names[objid_table] = name
+                self._tables[name] = (object_id, pgno_fdp)
             elif record_type == SYSOBJ_LONG_VALUE:
                 lv_trees[objid_table] = (object_id, pgno_fdp)
         return {name: lv_trees[objid] for objid, name in table_names.items() if objid in lv_trees}
