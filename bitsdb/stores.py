@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
 from .sources.detect import detect_file
-from .sources.result import SourceError, SourceResult, sha256_of
+from .sources.result import SourceError, SourceResult, capped, sha256_of
 
 
 def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
@@ -34,7 +34,7 @@ def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
     hasher = threading.Thread(target=hash_file, name="bitsdb-sha256", daemon=True)
     hasher.start()
     try:
-        result = _read_kind(path, kind)
+        result = finish(path, _read_kind(path, kind))
     finally:
         hasher.join()
     if "error" in digest:
@@ -42,6 +42,41 @@ def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
         raise SourceError(f"cannot read ({getattr(exc, 'strerror', None) or exc})")
     stamp_sha256(result, digest["sha256"])
     return result
+
+
+def finish(path: Path, result: SourceResult) -> SourceResult:
+    """What every reader's result gets: rows of damaged tables recovered from their pages, one
+    warning per partial live record (the run then exits 1), and no flood of lines."""
+    if result.damaged_tables:
+        from .carve.recover import salvage_damaged_tables
+
+        salvage_damaged_tables(path, result)
+    partial = [_partial_line(job, "job", job.job_id) for job in result.jobs if _live_partial(job)]
+    seen: set[int] = set()
+    for jf in [f for job in result.jobs for f in job.files] + result.orphan_files:
+        if _live_partial(jf) and id(jf) not in seen:
+            seen.add(id(jf))
+            partial.append(_partial_line(jf, "file", jf.file_id))
+    if partial:
+        result.damaged = True
+        result.warnings.extend(capped(partial, "partial record(s)"))
+    result.errors = capped(result.errors, "problem(s)")
+    return result
+
+
+def _live_partial(record) -> bool:
+    return bool(record.partial) and not (record.provenance is not None and record.provenance.recovered)
+
+
+def _partial_line(record, what: str, record_id: str | None) -> str:
+    provenance = record.provenance
+    where = ""
+    if provenance is not None and provenance.table and provenance.record_index is not None:
+        where = f" ({provenance.table} record {provenance.record_index})"
+    elif provenance is not None and provenance.offset is not None:
+        where = f" (offset 0x{provenance.offset:x})"
+    reason = " ".join(str(record.partial_reason or "reason unknown").split())[:300]
+    return f"{what} {record_id or 'without id'}{where} is partial: {reason}"
 
 
 def stamp_sha256(result: SourceResult, sha256: str) -> None:
@@ -111,7 +146,8 @@ def read_files(items: Iterable[str | Path], *, recover: bool = False, state_inde
     if legacy:
         from .sources.legacy import read_legacy_pairs
 
-        paired = dict(read_legacy_pairs(legacy, state_index=state_index))
+        paired = {item: finish(item, outcome) if isinstance(outcome, SourceResult) else outcome
+                  for item, outcome in read_legacy_pairs(legacy, state_index=state_index)}
     for item in items:
         try:
             kind = kinds[item]

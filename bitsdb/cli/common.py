@@ -47,6 +47,7 @@ class Run:
 
         self.debug = debug
         self.failures = 0
+        self.damaged = 0                     # inputs read with partial records (exit status 1 too)
         if debug:
             os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
 
@@ -119,6 +120,8 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
         for result in item.results:
             for warning in result.warnings:
                 report_warning(result.path, warning)
+            if result.damaged:
+                run.damaged += 1            # partial records: warnings only, yet the input is damaged
             yield result.path, result
         for failure in item.failures:
             run.fail_line(failure)
@@ -154,5 +157,5 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
     finally:
         writer.close()
         close_output(stream)
-    if run.failures:
+    if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)

@@ -78,5 +78,5 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, outpu
         click.echo(f"bitsdb: {job_count} job(s), {total} finding(s), {shown} shown", err=True)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
-    if run.failures:
+    if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)

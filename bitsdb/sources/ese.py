@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import struct
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..decode import BlobError, decode_file_blob, decode_job_blob
 from ..formats.markers import InputKind
 from ..model import Job, JobFile, JobType, Provenance
 from .ese_lv import EseLongValues, LongValueError, lid_from_reference
-from .result import SourceError, SourceResult
+from .result import DamagedTable, SourceError, SourceResult
 
 ID_COLUMN = 0
 BLOB_COLUMN = 1
@@ -38,14 +39,6 @@ def _short(exc: Exception) -> str:
     return ": ".join(messages[:2]).rstrip(".")[:200] or type(exc).__name__
 
 
-def _table(database, name: str):
-    try:
-        table = database.get_table_by_name(name)
-    except (OSError, IOError) as exc:
-        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
-    return table
-
-
 def _long_values(reader: EseLongValues | None, name: str) -> dict[int, bytes]:
     """The table's long values read in one pass; empty (libesedb reads them one by one) if that fails."""
     try:
@@ -70,15 +63,34 @@ def _long_value(record, long_values: dict[int, bytes]):
             blob = None
         if blob is not None:
             return blob
-    return record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
+    long_value = record.get_value_data_as_long_value(BLOB_COLUMN)
+    if long_value is None:
+        raise LongValueError("long value missing")
+    return long_value.get_data()
 
 
-def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes]):
-    """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors."""
+#: What libesedb's binding raises on damaged pages (and what a None it returns leads to).
+_READ_FAILURES = (OSError, IOError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError,
+                  LongValueError, struct.error)
+
+
+@dataclass
+class _TableRead:
+    """What reading one table met: rows whose blob could not be read, and whole-table problems."""
+
+    name: str
+    rows_read: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _rows(table, read: _TableRead, long_values: dict[int, bytes]):
+    """(index, id text, blob or None, reason) for every row that can be reached; what cannot is noted."""
     try:
         count = table.get_number_of_records()
-    except (OSError, IOError) as exc:
-        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
+    except _READ_FAILURES as exc:
+        read.problems.append(f"rows cannot be counted ({_short(exc)})")
+        return
     for index in range(count):
         record_id = blob = None
         try:
@@ -89,76 +101,143 @@ def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes])
                 blob = _long_value(record, long_values)
             else:
                 blob = record.get_value_data(BLOB_COLUMN)
-        except (OSError, IOError) as exc:
+        except _READ_FAILURES as exc:
             reason = f"blob unreadable ({_short(exc)})"
-            result.errors.append(f"{name} record {index} ({record_id or 'id unreadable'}): {reason}")
+            read.unreadable.append(f"record {index} ({record_id or 'id unreadable'}): {reason}")
             yield index, record_id, None, reason
             continue
+        read.rows_read += 1
         yield index, record_id, bytes(blob or b""), None
 
 
-def read_ese(path: Path, sha256: str | None) -> SourceResult:
-    result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
-    database, handle = _open(path)
+def _check_table(read: _TableRead, lv_reader: EseLongValues | None) -> None:
+    """Compare what libesedb read with the table's own tree (walked page by page): a zeroed or
+    foreign root, a broken child or sibling link, or rows libesedb skipped make the table damaged."""
+    if lv_reader is None:
+        return
     try:
-        try:
-            names = {table.name for table in database.tables}
-        except (OSError, IOError) as exc:
-            raise SourceError(f"cannot read the ESE catalog ({_short(exc)})") from None
-        if "Jobs" not in names:
-            raise SourceError("ESE database without a Jobs table (not a BITS qmgr.db)")
-        lv_reader = _long_value_reader(path)
-        files_by_id: dict[str, JobFile] = {}
-        file_blobs: dict[str, tuple[int, bytes]] = {}
-        if "Files" in names:
-            file_rows = _rows(_table(database, "Files"), "Files", result, _long_values(lv_reader, "Files"))
-            for index, file_id, blob, _ in file_rows:
-                file_blobs[file_id or f"row-{index}"] = (index, blob)
-        else:
-            result.warnings.append("no Files table: job files cannot be resolved")
-        unreadable_jobs = 0
-        job_rows = _rows(_table(database, "Jobs"), "Jobs", result, _long_values(lv_reader, "Jobs"))
-        for index, job_id, blob, reason in job_rows:
-            provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
-                                    table="Jobs", record_index=index, recovered_from="live table")
-            if blob is None:
-                unreadable_jobs += 1
-                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
-                continue
-            try:
-                job = decode_job_blob(blob)
-            except BlobError as exc:
-                result.errors.append(f"Jobs record {index} ({job_id}): {exc}")
-                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
-                                       undecoded=blob, blob_size=len(blob)))
-                unreadable_jobs += 1
-                continue
-            job.provenance = provenance
-            if job_id and job.job_id != job_id:
-                job.unknown["row_id"] = job_id
-                job.partial = True
-                job.partial_reason = (job.partial_reason + "; " if job.partial_reason else "") + \
-                    f"row Id {job_id} differs from the blob's job id"
-            layout = "upload" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else None
-            for file_id in job.file_ids:
-                if file_id not in file_blobs:
-                    job.missing_file_ids.append(file_id)
-                    continue
-                if file_id not in files_by_id:
-                    files_by_id[file_id] = _decode_file(path, sha256, result, file_id, *file_blobs[file_id],
-                                                        layout)
-                job.files.append(files_by_id[file_id])
-            result.jobs.append(job)
-        for file_id, (index, blob) in file_blobs.items():
-            if file_id not in files_by_id:
-                result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
-        if unreadable_jobs and result.orphan_files:
-            result.warnings.append(f"{len(result.orphan_files)} file row(s) reported as orphans may belong to the "
-                                   f"{unreadable_jobs} job row(s) that could not be decoded")
+        rows = lv_reader.table_rows(read.name)
+    except _ONE_PASS_FAILURES as exc:
+        read.problems.append(f"tree damaged ({exc})")
+        return
+    reached = read.rows_read + len(read.unreadable)
+    if rows != reached:
+        read.problems.append(f"its tree holds {rows} row(s) but {reached} could be reached")
+
+
+def _damage(read: _TableRead, objids: tuple[int, ...] | None, page_size: int | None) -> DamagedTable | None:
+    problems = list(read.problems)
+    if read.unreadable:
+        problems.append(f"{len(read.unreadable)} row(s) whose blob cannot be read ({read.unreadable[0]}"
+                        + (", ..." if len(read.unreadable) > 1 else "") + ")")
+    if not problems:
+        return None
+    return DamagedTable(read.name, "; ".join(problems), objids, page_size)
+
+
+def read_ese(path: Path, sha256: str | None) -> SourceResult:
+    """Live rows of Jobs and Files. A table that cannot be read whole is listed in
+    `damaged_tables` (its rows are then recovered from its pages by stores.read); rows read
+    before a failure are kept."""
+    result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
+    lv_reader = _long_value_reader(path)
+    page_size = lv_reader.page_size if lv_reader else None
+    try:
+        database, handle = _open(path)
+    except SourceError as exc:
+        result.damaged_tables.append(DamagedTable(None, str(exc), None, page_size, unless_found=str(exc)))
+        return result
+    try:
+        _read_tables(path, sha256, result, database, lv_reader, page_size)
     finally:
         database.close()
         handle.close()
+    size = path.stat().st_size
+    if page_size and size % page_size:
+        result.warnings.append(f"the file ends {size % page_size} byte(s) into page {size // page_size - 1} "
+                               "(truncated: free pages past the end, and what --recover finds there, are lost)")
     return result
+
+
+def _objids(database_table, name: str, lv_reader: EseLongValues | None) -> tuple[int, ...] | None:
+    """The objects whose pages hold a table's rows and blobs (None: not known, every page)."""
+    tree = lv_reader.table(name) if lv_reader else None
+    lv_tree = lv_reader.lv_tree(name) if lv_reader else None
+    try:
+        objid = tree[0] if tree else database_table.identifier
+    except _READ_FAILURES:
+        return None
+    if lv_reader is None or (lv_tree is None and tree is None):
+        return None                                  # the LV tree's object is unknown
+    return (objid,) + ((lv_tree[0],) if lv_tree else ())
+
+
+def _read_tables(path: Path, sha256: str | None, result: SourceResult, database, lv_reader: EseLongValues | None,
+                 page_size: int | None) -> None:
+    try:
+        tables = {table.name: table for table in database.tables}
+    except _READ_FAILURES as exc:
+        problem = f"cannot read the ESE catalog ({_short(exc)})"
+        result.damaged_tables.append(DamagedTable(None, problem, None, page_size, unless_found=problem))
+        return
+    if "Jobs" not in tables:
+        problem = "ESE database without a Jobs table (not a BITS qmgr.db)"
+        result.damaged_tables.append(DamagedTable("Jobs", "not in the catalog (catalog damaged?)", None, page_size,
+                                                  unless_found=problem))
+        return
+    files_by_id: dict[str, JobFile] = {}
+    file_blobs: dict[str, tuple[int, bytes]] = {}
+    if "Files" in tables:
+        files_read = _TableRead("Files")
+        for index, file_id, blob, _ in _rows(tables["Files"], files_read, _long_values(lv_reader, "Files")):
+            file_blobs[file_id or f"row-{index}"] = (index, blob)
+        _check_table(files_read, lv_reader)
+        damage = _damage(files_read, _objids(tables["Files"], "Files", lv_reader), page_size)
+        if damage:
+            result.damaged_tables.append(damage)
+    else:
+        result.warnings.append("no Files table: job files cannot be resolved")
+    unreadable_jobs = 0
+    jobs_read = _TableRead("Jobs")
+    for index, job_id, blob, reason in _rows(tables["Jobs"], jobs_read, _long_values(lv_reader, "Jobs")):
+        provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
+                                table="Jobs", record_index=index, recovered_from="live table")
+        if blob is None:
+            unreadable_jobs += 1
+            result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
+            continue
+        try:
+            job = decode_job_blob(blob)
+        except BlobError as exc:
+            result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
+                                   undecoded=blob, blob_size=len(blob)))
+            unreadable_jobs += 1
+            continue
+        job.provenance = provenance
+        if job_id and job.job_id != job_id:
+            job.unknown["row_id"] = job_id
+            job.partial = True
+            job.partial_reason = (job.partial_reason + "; " if job.partial_reason else "") + \
+                f"row Id {job_id} differs from the blob's job id"
+        layout = "upload" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else None
+        for file_id in job.file_ids:
+            if file_id not in file_blobs:
+                job.missing_file_ids.append(file_id)
+                continue
+            if file_id not in files_by_id:
+                files_by_id[file_id] = _decode_file(path, sha256, result, file_id, *file_blobs[file_id], layout)
+            job.files.append(files_by_id[file_id])
+        result.jobs.append(job)
+    _check_table(jobs_read, lv_reader)
+    damage = _damage(jobs_read, _objids(tables["Jobs"], "Jobs", lv_reader), page_size)
+    if damage:
+        result.damaged_tables.append(damage)
+    for file_id, (index, blob) in file_blobs.items():
+        if file_id not in files_by_id:
+            result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
+    if unreadable_jobs and result.orphan_files:
+        result.warnings.append(f"{len(result.orphan_files)} file row(s) reported as orphans may belong to the "
+                               f"{unreadable_jobs} job row(s) that could not be decoded")
 
 
 def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: str, index: int, blob: bytes,
@@ -171,7 +250,6 @@ def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: 
         try:
             jf = decode_file_blob(blob, file_id, layout)
         except BlobError as exc:
-            result.errors.append(f"Files record {index} ({file_id}): {exc}")
             jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=blob)
     jf.provenance = provenance
     return jf

@@ -232,7 +232,6 @@ def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_marke
             nxt, decoded = _resync(data, end, job_markers, walk)
             job.undecoded = data[end:nxt]
             record.end = nxt
-            fail(f"queue {queue}: job {job.job_id} at 0x{pos:x} is partial: {job.partial_reason}")
         elif data[end:end + 16] != LEGACY_QUEUE_MARKER and data[end:end + 16] not in job_markers:
             nxt, decoded = _resync(data, end, job_markers, walk)
             fail(f"queue {queue}: {nxt - end} unexpected byte(s) between records at 0x{end:x}; skipped")
