@@ -137,6 +137,13 @@ def catalog(path: str) -> dict[str, tuple[int, int]]:
     return {name: reader.table(name) for name in ("Jobs", "Files") if reader.table(name)}
 
 
+def lv_tree(path: str, table: str) -> tuple[int, int] | None:
+    """(objid, root page) of a table's long-value tree."""
+    from ..sources.ese_lv import EseLongValues
+
+    return EseLongValues(path).lv_tree(table)
+
+
 def zero_page(data: bytes, pgno: int) -> bytes:
     size = page_size_of(data)
     out = bytearray(data)
@@ -172,3 +179,117 @@ def table_pages(data: bytes, objid: int, flag: int | None = None) -> list[int]:
 
 def truncate(data: bytes, size: int) -> bytes:
     return bytes(data[:size])
+
+
+# --------------------------------------------------------------------------- structure-aware mutation
+
+#: Values that break counts and lengths at their edges.
+INTERESTING_U32 = (0, 1, 2, 3, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0x8001, 0xFFFF, 0x10000, 0x7FFFFFFF,
+                   0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
+
+
+def length_fields(data: bytes, limit: int = 4096) -> list[int]:
+    """Offsets of u32 values that look like string counts (UTF-16 text of that many units follows)
+    or like small counts before a GUID marker: what a mutation should aim at first."""
+    found = []
+    for offset in range(0, max(len(data) - 8, 0)):
+        (value,) = struct.unpack_from("<I", data, offset)
+        if 1 <= value <= 512 and offset + 4 + 2 * value <= len(data):
+            text = data[offset + 4:offset + 4 + 2 * value]
+            if text[1::2].count(0) == len(text) // 2 and text[-2:] == b"\x00\x00":
+                found.append(offset)
+        elif value <= 64 and data[offset - 16:offset] in (FILE_LIST_MARKER, LEGACY_QUEUE_MARKER):
+            found.append(offset)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def mutate_record(data: bytes, rng: random.Random, fields: list[int] | None = None) -> bytes:
+    """One to four mutations of a record: counts and lengths set to edge values, bytes flipped,
+    inserted, deleted or repeated, the record cut, markers spliced in."""
+    out = bytearray(data)
+    for _ in range(rng.choice((1, 1, 2, 3, 4))):
+        choice = rng.randrange(9)
+        if not out:
+            out += rng.randbytes(rng.randrange(1, 64))
+            continue
+        at = rng.randrange(len(out))
+        if choice <= 1 and fields:
+            offset = rng.choice(fields)
+            if offset + 4 <= len(out):
+                value = rng.choice(INTERESTING_U32) if choice == 0 else \
+                    (struct.unpack_from("<I", out, offset)[0] + rng.choice((-2, -1, 1, 2, 16, 4096))) & 0xFFFFFFFF
+                struct.pack_into("<I", out, offset, value)
+        elif choice == 2:
+            out[at] ^= 1 << rng.randrange(8)
+        elif choice == 3:
+            out[at:at] = rng.randbytes(rng.randrange(1, 17))
+        elif choice == 4:
+            del out[at:at + rng.randrange(1, 65)]
+        elif choice == 5:
+            span = out[at:at + rng.randrange(1, 256)]
+            out[at:at] = span * rng.randrange(1, 4)
+        elif choice == 6:
+            del out[rng.randrange(len(out) + 1):]
+        elif choice == 7:
+            marker = rng.choice([*ESE_JOB_MARKERS, FILE_MARKER, FILE_LIST_MARKER, WIN10_JOB_MARKER])
+            out[at:at + (16 if rng.random() < 0.5 else 0)] = marker
+        elif at + 4 <= len(out):
+            struct.pack_into("<I", out, at, rng.choice(INTERESTING_U32))
+    return bytes(out)
+
+
+def mutate_database(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """One structural damage to an ESE database (pages, trees, long values, catalog), and its name."""
+    size = page_size_of(data) if len(data) >= 240 else 0
+    count = len(data) // size - 2 if size in (4096, 8192, 16384, 32768) else 0
+    if count < 1:
+        return mutate_record(data, rng), "bytes"
+    pgno = rng.randrange(1, count + 1)
+    base = (pgno + 1) * size
+    out = bytearray(data)
+    kind = rng.randrange(12)
+    if kind == 0:
+        return truncate(data, rng.randrange(len(data))), "truncated"
+    if kind == 1:
+        out[base:base + size] = bytes(size)
+        return bytes(out), f"page {pgno} zeroed"
+    if kind == 2:
+        field_offset = rng.choice((_PREV_OFFSET, _NEXT_OFFSET, _OBJID_OFFSET, 64))
+        struct.pack_into("<I", out, base + field_offset, rng.choice((*INTERESTING_U32, pgno, rng.randrange(count + 4))))
+        return bytes(out), f"page {pgno} header field +{field_offset}"
+    if kind == 3:
+        struct.pack_into("<I", out, base + _PAGE_FLAGS_OFFSET, rng.choice((0, 1, 2, 3, 5, 0x80, 0x82, 0xFFFFFFFF))
+                         | (struct.unpack_from("<I", out, base + _PAGE_FLAGS_OFFSET)[0] & ~0xFF if rng.random() < 0.5 else 0))
+        return bytes(out), f"page {pgno} flags"
+    if kind == 4:                                   # itagState / ibMicFree / cbFree
+        struct.pack_into("<H", out, base + rng.choice((28, 30, 32, 34)), rng.choice((0, 1, 0x7FFF, 0xFFFF,
+                                                                                       rng.randrange(0x10000))))
+        return bytes(out), f"page {pgno} tag counts"
+    if kind == 5:                                   # a tag entry (node offset or size)
+        tag = rng.randrange(1, 16)
+        struct.pack_into("<H", out, base + size - 4 * tag + rng.choice((0, 2)), rng.randrange(0x10000))
+        return bytes(out), f"page {pgno} tag {tag - 1}"
+    if kind == 6:                                   # node data: child pointers, LV roots, record bytes
+        at = base + 80 + rng.randrange(size - 80)
+        struct.pack_into("<I", out, min(at, base + size - 4), rng.choice((*INTERESTING_U32, rng.randrange(count + 4))))
+        return bytes(out), f"page {pgno} node bytes"
+    if kind == 7:
+        other = rng.randrange(1, count + 1)
+        out[base:base + size] = data[(other + 1) * size:(other + 2) * size]
+        return bytes(out), f"page {pgno} replaced by page {other}"
+    if kind == 8:
+        return zero_page(data, rng.choice((4, 5, pgno))), "catalog or page zeroed"
+    if kind == 9:
+        for _ in range(rng.randrange(1, 64)):
+            at = base + rng.randrange(size)
+            out[at] ^= 1 << rng.randrange(8)
+        return bytes(out), f"page {pgno} bits flipped"
+    if kind == 10:                                  # the database header
+        at = rng.choice((4, 8, 236, 16, 52, size + 236)) if rng.random() < 0.6 else rng.randrange(min(size * 2, len(data)))
+        struct.pack_into("<I", out, min(at, len(out) - 4), rng.choice(INTERESTING_U32))
+        return bytes(out), "database header"
+    start = base + 80 + rng.randrange(size - 200)
+    out[start:start + 64] = mutate_record(bytes(out[start:start + 64]), rng)[:64].ljust(64, b"\x00")
+    return bytes(out), f"page {pgno} record bytes"
