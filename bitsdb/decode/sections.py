@@ -79,7 +79,7 @@ def _prefix_probe(schema: Struct, count: int) -> Probe:
 #: a bounded time per MiB: an attempt that yields nothing (or a partial record) costs the bytes
 #: its head spans, at least ATTEMPT_COST; records that decode whole cost nothing (their cost is
 #: linear in the bytes they cover).
-BUDGET_PER_BYTE = 32
+BUDGET_PER_BYTE = 16
 ATTEMPT_COST = 16 * 1024
 MIN_BUDGET = 4 << 20
 
