@@ -146,14 +146,15 @@ def read_files(items: Iterable[str | Path], *, recover: bool = False, state_inde
     if legacy:
         from .sources.legacy import read_legacy_pairs
 
-        paired = {item: finish(item, outcome) if isinstance(outcome, SourceResult) else outcome
-                  for item, outcome in read_legacy_pairs(legacy, state_index=state_index)}
+        paired = dict(read_legacy_pairs(legacy, state_index=state_index))
     for item in items:
         try:
             kind = kinds[item]
             if isinstance(kind, SourceError):
                 raise kind
             outcome = paired[item] if item in paired else read(item, kind)
+            if item in paired and isinstance(outcome, SourceResult):
+                outcome = finish(item, outcome)
             if recover and isinstance(outcome, SourceResult) and outcome.kind in RECOVERABLE_KINDS:
                 # A state file's live records include those its sibling holds (not repeated there).
                 siblings = [r for p, r in paired.items() if p.parent == item.parent and isinstance(r, SourceResult)]

@@ -286,7 +286,9 @@ def _digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_every: int = 250) -> dict:
+def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_every: int = 250,
+                python: str = sys.executable, project: Path = ROOT) -> dict:
+    """`python -m bitsdb` run in `project` (another checkout, e.g. to measure what a fix changed)."""
     rng = random.Random(seed)
     counts: Counter = Counter()
     examples: dict[str, str] = {}
@@ -318,8 +320,8 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
             counts["runs"] += 1
             failure = None
             try:
-                proc = subprocess.run([sys.executable, "-m", "bitsdb", "parse", "--recover", "--jobs", "1",
-                                       str(evidence)], capture_output=True, timeout=timeout, env=env, cwd=ROOT)
+                proc = subprocess.run([python, "-m", "bitsdb", "parse", "--recover", "--jobs", "1",
+                                       str(evidence)], capture_output=True, timeout=timeout, env=env, cwd=project)
                 stderr = proc.stderr.decode("utf-8", "replace")
                 seen = set()
                 for line in proc.stdout.splitlines():
@@ -366,6 +368,8 @@ def main() -> int:
     stores = sub.add_parser("stores")
     stores.add_argument("--runs", type=int, default=200)
     stores.add_argument("--timeout", type=float, default=60.0)
+    stores.add_argument("--python", default=sys.executable, help="interpreter whose bitsdb is run")
+    stores.add_argument("--project", type=Path, default=ROOT, help="folder the CLI runs in")
     for each in (decoders, stores):
         each.add_argument("--seed", type=int, default=1)
         each.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"))
@@ -374,7 +378,8 @@ def main() -> int:
         report = fuzz_decoders(args.inputs, args.seed, args.crashes)
         bad = report["counts"].get("crashes", 0) + report["counts"].get("malformed results", 0)
     else:
-        report = fuzz_stores(args.runs, args.seed, args.crashes, args.timeout)
+        report = fuzz_stores(args.runs, args.seed, args.crashes, args.timeout, python=args.python,
+                             project=args.project)
         bad = sum(v for k, v in report["counts"].items() if k not in ("runs", "clean runs"))
     print(json.dumps(report, indent=1, sort_keys=True))
     return 1 if bad else 0

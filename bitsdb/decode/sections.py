@@ -112,8 +112,8 @@ class DecodeBudget:
     def message(self) -> str | None:
         if self.exhausted_at is None:
             return None
-        return (f"decoding stopped at 0x{self.exhausted_at:x}: {self.skipped} more candidate record(s) "
-                "not examined (the work allowed per byte of input is used up: crafted or badly damaged data)")
+        return (f"decoding stopped at 0x{self.exhausted_at:x}: {self.skipped} candidate record(s) from there on "
+                "not examined (the work allowed per byte of input was used up: crafted or badly damaged data)")
 
 
 #: Parses of one schema before its compiled twin is made. Compiling the whole job record
