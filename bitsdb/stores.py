@@ -60,12 +60,21 @@ def finish(path: Path, result: SourceResult) -> SourceResult:
     if partial:
         result.damaged = True
         result.warnings.extend(capped(partial, "partial record(s)"))
+    undecoded = sum(1 for job in result.jobs if _live_partial(job) and job.owner_sid is None)
+    orphans = sum(1 for jf in result.orphan_files if not _recovered(jf))
+    if undecoded and orphans:
+        result.warnings.append(f"{orphans} file row(s) reported as orphans may belong to the {undecoded} job "
+                               "row(s) that could not be decoded")
     result.errors = capped(result.errors, "problem(s)")
     return result
 
 
+def _recovered(record) -> bool:
+    return record.provenance is not None and bool(record.provenance.recovered)
+
+
 def _live_partial(record) -> bool:
-    return bool(record.partial) and not (record.provenance is not None and record.provenance.recovered)
+    return bool(record.partial) and not _recovered(record)
 
 
 def _partial_line(record, what: str, record_id: str | None) -> str:

@@ -197,13 +197,11 @@ def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
             result.damaged_tables.append(damage)
     else:
         result.warnings.append("no Files table: job files cannot be resolved")
-    unreadable_jobs = 0
     jobs_read = _TableRead("Jobs")
     for index, job_id, blob, reason in _rows(tables["Jobs"], jobs_read, _long_values(lv_reader, "Jobs")):
         provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
                                 table="Jobs", record_index=index, recovered_from="live table")
         if blob is None:
-            unreadable_jobs += 1
             result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
             continue
         try:
@@ -211,7 +209,6 @@ def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
         except BlobError as exc:
             result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
                                    undecoded=blob, blob_size=len(blob)))
-            unreadable_jobs += 1
             continue
         job.provenance = provenance
         if job_id and job.job_id != job_id:
@@ -235,9 +232,6 @@ def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
     for file_id, (index, blob) in file_blobs.items():
         if file_id not in files_by_id:
             result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
-    if unreadable_jobs and result.orphan_files:
-        result.warnings.append(f"{len(result.orphan_files)} file row(s) reported as orphans may belong to the "
-                               f"{unreadable_jobs} job row(s) that could not be decoded")
 
 
 def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: str, index: int, blob: bytes,
