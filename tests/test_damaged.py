@@ -327,3 +327,29 @@ def test_state_file_with_many_small_valid_jobs_is_read_whole():
     data = build_state_file([record] * count, "win10", size=None)
     state = legacy_source.parse_state_file(data)
     assert len(state.records) == count and not any("decoding stopped" in e for e in state.errors)
+
+
+# --------------------------------------------------------------------------- the real samples, damaged
+
+
+def test_real_win10_truncated_keeps_its_live_job(tmp_path, artemis):
+    """Cut inside the long values: was `internal error: AttributeError` with every row dropped."""
+    data = artemis("win10_qmgr.db").read_bytes()
+    path = damaged(tmp_path, data[:700000])
+    code, out, err = run("parse", str(path))
+    assert code == 1 and "internal error" not in err
+    assert all(line.startswith(f"bitsdb: error: {path}: table ") for line in errors(err))
+    chrome = [j for j in jobs_of(out) if j["job_id"] == "266504ac-d974-446c-96ad-2be13a5665b0"]
+    assert chrome and all(j["display_name"] == "Chrome Component Updater" for j in chrome)
+    assert {j["provenance"]["recovered_from"] for j in chrome} == {"damaged table"}, "its blob was cut off"
+    assert any("truncated" in w for w in warnings(err))
+
+
+def test_real_win11_zeroed_jobs_root_recovers_its_live_jobs(tmp_path, artemis):
+    source = artemis("win11_qmgr.db")
+    data = source.read_bytes()
+    _, root = hostile.catalog(str(source))["Jobs"]
+    code, out, err = run("parse", str(damaged(tmp_path, hostile.zero_page(data, root))))
+    clean = {j["job_id"] for j in jobs_of(run("parse", str(source))[1])}
+    assert code == 1 and len(errors(err)) == 1 and "table Jobs: tree damaged" in errors(err)[0]
+    assert clean <= {j["job_id"] for j in jobs_of(out)}
