@@ -110,13 +110,26 @@ def _rows(table, read: _TableRead, long_values: dict[int, bytes]):
         yield index, record_id, bytes(blob or b""), None
 
 
-def _check_table(read: _TableRead, lv_reader: EseLongValues | None) -> None:
+def _tree_checker(path: Path) -> tuple[EseLongValues | None, str | None]:
+    """The page walker that checks table trees, or why there is none: a page size it does not
+    read is no damage (nothing is checked); a catalog it cannot walk is."""
+    try:
+        return EseLongValues(path), None
+    except LongValueError as exc:
+        return None, None if "page size" in str(exc) else f"the catalog cannot be walked ({exc})"
+    except _ONE_PASS_FAILURES as exc:
+        return None, f"the catalog cannot be walked ({type(exc).__name__}: {exc})"
+
+
+def _check_table(read: _TableRead, checker: EseLongValues | None, why_not: str | None) -> None:
     """Compare what libesedb read with the table's own tree (walked page by page): a zeroed or
     foreign root, a broken child or sibling link, or rows libesedb skipped make the table damaged."""
-    if lv_reader is None:
+    if checker is None:
+        if why_not:
+            read.problems.append(f"its tree cannot be checked: {why_not}")
         return
     try:
-        rows = lv_reader.table_rows(read.name)
+        rows = checker.table_rows(read.name)
     except _ONE_PASS_FAILURES as exc:
         read.problems.append(f"tree damaged ({exc})")
         return
@@ -140,15 +153,15 @@ def read_ese(path: Path, sha256: str | None) -> SourceResult:
     `damaged_tables` (its rows are then recovered from its pages by stores.read); rows read
     before a failure are kept."""
     result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
-    lv_reader = _long_value_reader(path)
-    page_size = lv_reader.page_size if lv_reader else None
+    checker = _tree_checker(path)
+    page_size = checker[0].page_size if checker[0] else None
     try:
         database, handle = _open(path)
     except SourceError as exc:
         result.damaged_tables.append(DamagedTable(None, str(exc), None, page_size, unless_found=str(exc)))
         return result
     try:
-        _read_tables(path, sha256, result, database, lv_reader, page_size)
+        _read_tables(path, sha256, result, database, _long_value_reader(path), checker, page_size)
     finally:
         database.close()
         handle.close()
@@ -173,7 +186,7 @@ def _objids(database_table, name: str, lv_reader: EseLongValues | None) -> tuple
 
 
 def _read_tables(path: Path, sha256: str | None, result: SourceResult, database, lv_reader: EseLongValues | None,
-                 page_size: int | None) -> None:
+                 checker: tuple[EseLongValues | None, str | None], page_size: int | None) -> None:
     try:
         tables = {table.name: table for table in database.tables}
     except _READ_FAILURES as exc:
@@ -191,8 +204,8 @@ def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
         files_read = _TableRead("Files")
         for index, file_id, blob, _ in _rows(tables["Files"], files_read, _long_values(lv_reader, "Files")):
             file_blobs[file_id or f"row-{index}"] = (index, blob)
-        _check_table(files_read, lv_reader)
-        damage = _damage(files_read, _objids(tables["Files"], "Files", lv_reader), page_size)
+        _check_table(files_read, *checker)
+        damage = _damage(files_read, _objids(tables["Files"], "Files", checker[0]), page_size)
         if damage:
             result.damaged_tables.append(damage)
     else:
@@ -225,8 +238,8 @@ def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
                 files_by_id[file_id] = _decode_file(path, sha256, result, file_id, *file_blobs[file_id], layout)
             job.files.append(files_by_id[file_id])
         result.jobs.append(job)
-    _check_table(jobs_read, lv_reader)
-    damage = _damage(jobs_read, _objids(tables["Jobs"], "Jobs", lv_reader), page_size)
+    _check_table(jobs_read, *checker)
+    damage = _damage(jobs_read, _objids(tables["Jobs"], "Jobs", checker[0]), page_size)
     if damage:
         result.damaged_tables.append(damage)
     for file_id, (index, blob) in file_blobs.items():
