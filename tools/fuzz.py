@@ -290,17 +290,23 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_every: int = 250,
-                python: str = sys.executable, project: Path = ROOT) -> dict:
-    """`python -m bitsdb` run in `project` (another checkout, e.g. to measure what a fix changed)."""
-    rng = random.Random(seed)
+                python: str = sys.executable, project: Path = ROOT, workers: int = 1) -> dict:
+    """`python -m bitsdb` run in `project` (another checkout, e.g. to measure what a fix changed);
+    run N's damage depends only on (seed, N), so results do not depend on `workers`."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     counts: Counter = Counter()
     examples: dict[str, str] = {}
+    lock = threading.Lock()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bitsdb-fuzz-") as scratch:
         work = Path(scratch)
         seeds, good = store_seeds(work)
         good_ids = _good_job_ids(good)
-        for number in range(runs):
+
+        def one(number: int) -> None:
+            rng = random.Random(seed * 1_000_003 + number)
             name, data = rng.choice(seeds)
             if name == "qmgr.db" and rng.random() < 0.85:
                 damaged, how = mutate_database(data, rng)
@@ -320,8 +326,8 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
             shutil.copyfile(good, evidence / "hostB" / "Downloader" / "qmgr.db")
             before = _digest(evidence)
             env = dict(os.environ, TMPDIR=str(private_tmp), TEMP=str(private_tmp), TMP=str(private_tmp))
-            counts["runs"] += 1
             failures = []
+            stderr = ""
             try:
                 proc = subprocess.run([python, "-m", "bitsdb", "parse", "--recover", "--jobs", "1",
                                        str(evidence)], capture_output=True, timeout=timeout, env=env, cwd=project)
@@ -341,24 +347,29 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
                     failures.append("lost good input")
             except subprocess.TimeoutExpired:
                 failures.append("hang")
-                stderr = ""
             if any(private_tmp.iterdir()):
                 failures.append("files left in the temp folder")
             if _digest(evidence) != before:
                 failures.append("evidence changed")
-            for failure in failures:
-                counts[failure] += 1
-                key = f"{failure}: {how}"
-                if key not in examples:
-                    examples[key] = stderr[-2000:]
-                    _save(crashes, f"store-{len(examples)}-{name}", damaged, f"{key}\n{stderr[-4000:]}")
-            if not failures:
-                counts["clean runs"] += 1
             shutil.rmtree(evidence, ignore_errors=True)
             shutil.rmtree(private_tmp, ignore_errors=True)
-            if report_every and (number + 1) % report_every == 0:
-                print(f"fuzz stores: {number + 1} runs, {sum(v for k, v in counts.items() if k not in ('runs', 'clean runs'))}"
-                      f" failures, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+            with lock:
+                counts["runs"] += 1
+                counts["clean runs"] += not failures
+                for failure in failures:
+                    counts[failure] += 1
+                    key = f"{failure}: {how}"
+                    if key not in examples:
+                        examples[key] = stderr[-2000:]
+                        _save(crashes, f"store-{len(examples)}-{name}", damaged, f"{key} (run {number})\n{stderr[-4000:]}")
+                if report_every and counts["runs"] % report_every == 0:
+                    bad = sum(v for k, v in counts.items() if k not in ("runs", "clean runs"))
+                    print(f"fuzz stores: {counts['runs']} runs, {bad} failures, "
+                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+            for future in [pool.submit(one, number) for number in range(runs)]:
+                future.result()
     return {"counts": dict(counts), "examples": {k: v[-600:] for k, v in examples.items()},
             "seconds": round(time.perf_counter() - started)}
 
@@ -373,6 +384,7 @@ def main() -> int:
     stores.add_argument("--timeout", type=float, default=60.0)
     stores.add_argument("--python", default=sys.executable, help="interpreter whose bitsdb is run")
     stores.add_argument("--project", type=Path, default=ROOT, help="folder the CLI runs in")
+    stores.add_argument("--workers", type=int, default=1, help="runs at the same time")
     for each in (decoders, stores):
         each.add_argument("--seed", type=int, default=1)
         each.add_argument("--crashes", type=Path, default=Path("fuzz-crashes"))
@@ -382,7 +394,7 @@ def main() -> int:
         bad = report["counts"].get("crashes", 0) + report["counts"].get("malformed results", 0)
     else:
         report = fuzz_stores(args.runs, args.seed, args.crashes, args.timeout, python=args.python,
-                             project=args.project)
+                             project=args.project, workers=args.workers)
         bad = sum(v for k, v in report["counts"].items() if k not in ("runs", "clean runs"))
     print(json.dumps(report, indent=1, sort_keys=True))
     return 1 if bad else 0
