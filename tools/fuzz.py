@@ -375,6 +375,9 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
 
 
 def main() -> int:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))     # remove the scratch folder when stopped
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
     decoders = sub.add_parser("decoders")
