@@ -173,10 +173,6 @@ def break_child(data: bytes, pgno: int, node: int = 1, value: int = 0xFFFF) -> b
     return bytes(out)
 
 
-def table_pages(data: bytes, objid: int, flag: int | None = None) -> list[int]:
-    return [p.pgno for p in pages(data) if p.objid == objid and (flag is None or p.flags & flag)]
-
-
 def truncate(data: bytes, size: int) -> bytes:
     return bytes(data[:size])
 
