@@ -344,7 +344,8 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
                 if proc.returncode not in (0, 1):
                     failures.append(f"exit status {proc.returncode}")
                 if not good_ids <= seen:
-                    failures.append("lost good input")
+                    failures.append("lost good input" + (" (after a writer UnicodeEncodeError)"
+                                                         if WRITER_UNICODE in failures else ""))
             except subprocess.TimeoutExpired:
                 failures.append("hang")
             if any(private_tmp.iterdir()):
