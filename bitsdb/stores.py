@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
-from .sources.detect import detect_file
-from .sources.result import SourceError, SourceResult, capped, sha256_of
+from .sources.detect import detect_file, role_of
+from .sources.result import DamagedTable, SourceError, SourceResult, capped, sha256_of
 
 
 def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
@@ -130,7 +130,15 @@ def _read_kind(path: Path, kind: InputKind) -> SourceResult:
         from .sources.raw import read_raw
 
         return read_raw(path, sha256, kind)
-    raise SourceError("not a BITS database, state file or job/file record (unrecognised content)")
+    unrecognised = "not a BITS database, state file or job/file record (unrecognised content)"
+    if role_of(path.name) == "store":
+        # A file named like a store whose header is gone: its records are still in it.
+        store_kind = InputKind.ESE_DATABASE if path.name.lower().endswith(".db") else InputKind.LEGACY_STATE_FILE
+        result = SourceResult(path=str(path), kind=store_kind.value, sha256=sha256)
+        result.damaged_tables.append(DamagedTable(None, f"{unrecognised}; its header is damaged", None,
+                                                  unless_found=unrecognised))
+        return result
+    raise SourceError(unrecognised)
 
 
 def read_files(items: Iterable[str | Path], *, recover: bool = False, state_index: int | None = None

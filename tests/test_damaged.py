@@ -169,7 +169,7 @@ def test_catalog_without_jobs_recovers_from_every_page(tmp_path, forged):
     path = damaged(tmp_path, hostile.zero_page(data, 4))
     code, out, err = run("parse", str(path))
     lines = errors(err)
-    assert code == 1 and len(lines) == 1 and "recovered from every page of the file" in lines[0]
+    assert code == 1 and len(lines) == 1 and "recovered from the whole file" in lines[0]
     assert {j["job_id"] for j in jobs_of(out)} == ids
 
 
@@ -353,3 +353,31 @@ def test_real_win11_zeroed_jobs_root_recovers_its_live_jobs(tmp_path, artemis):
     clean = {j["job_id"] for j in jobs_of(run("parse", str(source))[1])}
     assert code == 1 and len(errors(err)) == 1 and "table Jobs: tree damaged" in errors(err)[0]
     assert clean <= {j["job_id"] for j in jobs_of(out)}
+
+
+def test_store_whose_header_is_gone_is_carved_whole(tmp_path, forged):
+    data, ids = forged
+    size = hostile.page_size_of(data)
+    path = damaged(tmp_path, bytes(2 * size) + data[2 * size:])          # both database header pages zeroed
+    code, out, err = run("parse", str(path.parent))                       # found in a folder by its name
+    lines = errors(err)
+    assert code == 1 and len(lines) == 1 and "unrecognised content" in lines[0]
+    assert "recovered from the whole file" in lines[0]
+    assert {j["job_id"] for j in jobs_of(out)} == ids
+
+
+def test_state_file_whose_header_is_gone_is_carved_whole(tmp_path):
+    data = legacy_samples("win10")["qmgr1.dat"]
+    live = {r.job.job_id for r in legacy_source.parse_state_file(data).records}
+    path = damaged(tmp_path, bytes(0x30) + data[0x30:], "qmgr1.dat")     # prefix and header marker pair
+    code, out, err = run("parse", str(path))
+    assert code == 1 and len(errors(err)) == 1 and "unrecognised content" in errors(err)[0]
+    found = jobs_of(out)
+    assert live <= {j["job_id"] for j in found}
+    assert {j["provenance"]["recovered_from"] for j in found} == {"damaged table"}
+
+
+def test_unrecognised_file_with_no_record_is_still_one_error(tmp_path):
+    path = damaged(tmp_path, b"not a store " * 1000, "qmgr0.dat")
+    code, out, err = run("parse", str(path))
+    assert code == 1 and out == "" and len(errors(err)) == 1 and "unrecognised content" in errors(err)[0]

@@ -230,7 +230,8 @@ def salvage_damaged_tables(path: str | Path, result: SourceResult) -> None:
                 page_size = damage.page_size or ese_page_size(handle.read(4096))
                 handle.seek(0)
                 stream = handle if key is None or not page_size else _TablePages(handle, page_size, set(key))
-                scanner = Scanner(ESE_FAMILIES, page_size=page_size, hash_input=False)
+                families = ESE_FAMILIES if result.kind == InputKind.ESE_DATABASE.value else None
+                scanner = Scanner(families, page_size=page_size, hash_input=False)
                 for carved in scanner.records(stream):
                     provenance = Provenance(source_path=str(path), source_kind=result.kind, offset=carved.offset,
                                             recovered=True, recovered_from=DAMAGED_TABLE, table=damage.table)
@@ -253,7 +254,7 @@ def salvage_damaged_tables(path: str | Path, result: SourceResult) -> None:
             raise SourceError(damage.unless_found)
         jobs = sum(1 for job in history.jobs if job.provenance.table == damage.table)
         files = sum(1 for jf in recovered_files.values() if jf.provenance.table == damage.table)
-        where = "every page of the file" if damage.objids is None else "its pages"
+        where = "the whole file" if damage.objids is None else "its pages"
         prefix = f"table {damage.table}: " if damage.table else ""
         result.errors.append(f"{prefix}{damage.problem}; {jobs} job record(s) and {files} file record(s) "
                              f"recovered from {where}")
