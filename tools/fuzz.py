@@ -368,9 +368,12 @@ def fuzz_stores(runs: int, seed: int, crashes: Path, timeout: float, report_ever
                     print(f"fuzz stores: {counts['runs']} runs, {bad} failures, "
                           f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
-        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(workers, 1))
+        try:
             for future in [pool.submit(one, number) for number in range(runs)]:
                 future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)     # stopped: only the runs under way finish
     return {"counts": dict(counts), "examples": {k: v[-600:] for k, v in examples.items()},
             "seconds": round(time.perf_counter() - started)}
 
