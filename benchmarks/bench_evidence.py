@@ -4,11 +4,13 @@
     run_batch(jobs=2): target < 20 s wall for 1,000 folders on 2 cores.
 (b) Locating and parsing qmgr.db in a GPT/NTFS E01 of SIZE GiB holding FILES extra files:
     target < 2 s for 2 GiB / 50,000 files.
+(c) The batch of (a) through a local Dask cluster (a scheduler and 2 single-threaded workers on
+    127.0.0.1, started here) against 2 local worker processes, alternately: overhead <= 20 %.
 
 Inputs are generated under --work (default /tmp/bitsdb-bench; never committed; the image is
 reused between runs). Each measurement runs in a fresh process; peak RSS is reported for it
 and its worker processes. Usage:
-    python benchmarks/bench_evidence.py [--only folders|image] [--hosts 1000] [--size-gib 2] [--files 50000]
+    python benchmarks/bench_evidence.py [--only folders|image|cluster] [--hosts 1000] [--size-gib 2] [--files 50000]
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
 from bitsdb.evidence import run_batch
-report = run_batch([sys.argv[1]], jobs=int(sys.argv[2]), progress=False)
+report = run_batch([sys.argv[1]], jobs=int(sys.argv[2]), progress=False,
+                   scheduler=sys.argv[3] if len(sys.argv) > 3 else None)
 wall = time.perf_counter() - start
 print(json.dumps({"wall": wall, "items": len(report.items), "stores": len(report.results),
                   "jobs": sum(len(r.jobs) for r in report.results), "failures": report.failures[:3],
@@ -96,10 +99,10 @@ print(json.dumps({"wall": wall, "items": len(report.items), "stores": len(report
 """
 
 
-def measure(path: Path, jobs: int) -> dict:
+def measure(path: Path, jobs: int, scheduler: str | None = None) -> dict:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(jobs)], check=True, capture_output=True,
-                         text=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(jobs), *([scheduler] if scheduler else [])],
+                         check=True, capture_output=True, text=True)
     result = json.loads(out.stdout)
     result["process_wall"] = time.perf_counter() - start
     return result
@@ -107,7 +110,7 @@ def measure(path: Path, jobs: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["folders", "image"])
+    parser.add_argument("--only", choices=["folders", "image", "cluster"])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--size-gib", type=int, default=2)
@@ -127,6 +130,8 @@ def main() -> None:
                   f"{r['items']} items, {r['stores']} databases, {r['jobs']} job records, "
                   f"failures {r['failures']}; peak RSS parent {r['self_rss_mib']:.0f} MiB, "
                   f"largest worker {r['worker_rss_mib']:.0f} MiB  (target < 20 s)")
+    if args.only in (None, "cluster"):
+        cluster_case(args)
     if args.only in (None, "image"):
         started = time.perf_counter()
         image = build_image(args.work, args.size_gib, args.files)
@@ -138,6 +143,54 @@ def main() -> None:
             print(f"    run_batch {r['wall']:.2f} s, whole process {r['process_wall']:.2f} s; {r['stores']} "
                   f"databases, {r['jobs']} job records, failures {r['failures']}; peak RSS "
                   f"{r['self_rss_mib']:.0f} MiB  (target < 2 s)")
+
+
+def local_cluster(workers: int = 2):
+    """Start `dask scheduler` + workers on 127.0.0.1 (free port); returns (address, processes)."""
+    import socket
+
+    from distributed import Client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                   "--port", str(port), "--no-dashboard"], **quiet)]
+    for index in range(workers):
+        processes.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--host",
+                                           "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                           "--name", f"bench{index}"], **quiet))
+    with Client(address, timeout=60, set_as_default=False) as client:
+        client.wait_for_workers(workers, timeout=60)
+    return address, processes
+
+
+def cluster_case(args) -> None:
+    import signal
+    import statistics
+
+    root = build_folders(args.work, args.hosts)
+    address, processes = local_cluster(args.jobs)
+    try:
+        local, remote = [], []
+        for _ in range(args.runs):
+            r = measure(root, args.jobs)
+            local.append(r["wall"])
+            c = measure(root, args.jobs, address)
+            remote.append(c["wall"])
+            if (c["items"], c["stores"], c["jobs"]) != (r["items"], r["stores"], r["jobs"]):
+                raise SystemExit(f"cluster run differs: {c} vs {r}")
+        ratio = statistics.median(remote) / statistics.median(local)
+        print(f"(c) {args.hosts} collections: {args.jobs} local workers median {statistics.median(local):.2f} s "
+              f"{[round(x, 2) for x in local]}; Dask cluster ({args.jobs} workers) median "
+              f"{statistics.median(remote):.2f} s {[round(x, 2) for x in remote]}; cluster / local = {ratio:.2f} "
+              f"(target <= 1.20)")
+    finally:
+        for process in reversed(processes):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 if __name__ == "__main__":

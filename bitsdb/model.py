@@ -274,6 +274,31 @@ class Record:
 
 
 @dataclass
+class Location(Record):
+    """One place an identical copy of a record was found (see Provenance.locations)."""
+
+    source_path: str
+    offset: int | None = None
+    recovered_from: str | None = None
+    table: str | None = None
+    record_index: int | None = None
+    partition: str | None = None
+    snapshot: str | None = None
+    volume_offset: int | None = None
+    allocation: str | None = None
+    path_in_evidence: str | None = None
+
+    @classmethod
+    def of(cls, provenance: "Provenance") -> "Location":
+        return cls(**{name: getattr(provenance, name) for name in _LOCATION_FIELDS})
+
+    def same_place(self, other: "Location") -> bool:
+        """The same bytes, however they were reached (a file in an image, or that image's volume)."""
+        return (self.source_path, self.offset, self.table, self.record_index) == \
+            (other.source_path, other.offset, other.table, other.record_index)
+
+
+@dataclass
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
 
@@ -294,6 +319,22 @@ class Provenance(Record):
     path_in_evidence: str | None = None     # the source file's path inside the image / zip / collection
     source_size: int | None = None          # bytes
     file_times: dict[str, str] | None = None  # the source file's file-system times (ISO 8601 UTC), if known
+    volume_offset: int | None = None        # disk images: the bytes' offset from the start of their volume
+    allocation: str | None = None           # disk images: where on the volume (ALLOCATION_KINDS)
+    locations: list[Location] | None = None  # every place an identical copy was found (this one first), if several
+
+    def add_locations(self, others: "list[Location]") -> None:
+        """Record further places of the same record (this one stays first; a place is listed once)."""
+        places = self.locations or [Location.of(self)]
+        for other in others:
+            if not any(other.same_place(place) for place in places):
+                places.append(other)
+        self.locations = places if len(places) > 1 else None
+
+
+#: Provenance.allocation: where on a disk image's volume a carved record's bytes lie.
+ALLOCATION_KINDS = ("unallocated", "allocated file", "file slack", "unpartitioned", "no file system")
+_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Location))
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ..model import Job, JobFile, JobState, Provenance
+from ..model import Job, JobFile, JobState, Location, Provenance
 from .scanner import CarvedRecord
 
 VersionKey = tuple[str, "int | None"]
@@ -60,17 +60,20 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-def _variants(copies: list[Located]) -> list[Job]:
-    """One record per distinct content among the complete copies (the best copy of each);
-    partial copies only stand in when no complete copy of the version exists."""
+def _variants(copies: list[Located]) -> list[tuple[str, Job, list[Location]]]:
+    """(content, record, places) per distinct content among the complete copies: the best copy of
+    each, and where every identical copy lies; partial copies only stand in when no complete copy
+    of the version exists."""
     copies = sorted(copies, key=_preference)
     complete = [c for c in copies if not c.carved.record.partial]
     if not complete:
-        return [copies[0].carved.record]
+        best = copies[0].carved.record
+        return [(content_key(best), best, [Location.of(copies[0].provenance)])]
     by_content: dict[str, list[Located]] = {}
     for item in complete:
         by_content.setdefault(content_key(item.carved.record), []).append(item)
-    return [group[0].carved.record for group in by_content.values()]
+    return [(content, group[0].carved.record, [Location.of(c.provenance) for c in group])
+            for content, group in by_content.items()]
 
 
 def _preference(item: Located) -> tuple:
@@ -97,13 +100,20 @@ def build_history(located: Iterable[Located], live_jobs: Iterable[Job] = (),
     history.job_ids = len({key[0] for key in versions})
 
     files_by_id = _file_candidates(carved_files, live_jobs, live_files)
-    live_content = {version_key(job): content_key(job) for job in live_jobs}
+    live_content: dict[VersionKey, dict[str, Job]] = {}
+    for job in live_jobs:
+        live_content.setdefault(version_key(job), {}).setdefault(content_key(job), job)
     used_files: set[int] = set()
     for key, copies in versions.items():
         history.versions += 1
-        for chosen in _variants(copies):
-            if key in live_keys and (chosen.partial or content_key(chosen) == live_content[key]):
-                continue
+        for content, chosen, places in _variants(copies):
+            if key in live_keys:
+                same = live_content[key].get(content)
+                if same is not None and same.provenance is not None:
+                    same.provenance.add_locations(places)      # one record, every place it was found
+                if chosen.partial or same is not None:
+                    continue
+            chosen.provenance.add_locations(places[1:])
             _link(chosen, files_by_id, used_files)
             history.linked_files += len(chosen.files)
             history.jobs.append(chosen)

@@ -41,6 +41,9 @@ LOOKBEHIND = 32
 #: How many undecoded bytes after the last valid field a partial record keeps.
 PARTIAL_TAIL = 256
 DEFAULT_WINDOW = 4 * 1024 * 1024
+#: What a range scan reads past its end: the largest record a decoder accepts, plus a marker
+#: that starts just before the end.
+RANGE_OVERLAP = MAX_RECORD + 16
 
 #: `01 7F 15 00 <Id:16> FE 00 01 04 00 01`: an ESE data-tree record of Jobs/Files whose
 #: Blob column is stored inline right after it (FORMAT.md §4.3).
@@ -90,6 +93,7 @@ class CarvedRecord:
     length: int
     record: Job | JobFile
     row_id: str | None = None
+    complete: bool = False          # parsed to its footer: markers inside it are its own
 
 
 @dataclass
@@ -392,25 +396,37 @@ class Scanner:
         self._markers: list[tuple[bytes, MarkerFamily]] = [
             (marker, family) for family in self.families for marker in family.markers]
 
-    def records(self, stream: BinaryIO) -> Iterator[CarvedRecord]:
-        """Every validated record, in offset order."""
+    def records(self, stream: BinaryIO, *, start: int = 0, stop: int | None = None,
+                swallow: bool = True) -> Iterator[CarvedRecord]:
+        """Every validated record, in offset order.
+
+        With `start`/`stop` only hits at start <= offset < stop are decoded: the stream is
+        read (seeked) from `start - LOOKBEHIND` to `stop + RANGE_OVERLAP`, so a range sees
+        exactly the bytes a whole-stream scan would. `swallow=False` also decodes hits inside
+        a complete record: ranges scanned apart apply that rule when merged (merge_ranges).
+        """
         digest = _BackgroundHash() if self.hash_input else None
         try:
-            yield from self._scan(stream, digest)
+            yield from self._scan(stream, digest, start, stop, swallow)
         finally:
             if digest is not None:
                 self.stats.sha256 = digest.hexdigest()
 
-    def _scan(self, stream: BinaryIO, digest: "_BackgroundHash | None") -> Iterator[CarvedRecord]:
+    def _scan(self, stream: BinaryIO, digest: "_BackgroundHash | None", start: int = 0,
+              stop: int | None = None, swallow: bool = True) -> Iterator[CarvedRecord]:
         keep_after = MAX_RECORD
         buf = b""
-        buf_start = 0              # absolute offset of buf[0]
-        owned_from = 0             # absolute offset from which hits are not yet processed
+        buf_start = max(0, start - LOOKBEHIND)   # absolute offset of buf[0]
+        if start or stop is not None:
+            stream.seek(buf_start)
+        limit = None if stop is None else stop + RANGE_OVERLAP   # nothing after it is ever looked at
+        owned_from = start         # absolute offset from which hits are not yet processed
         skip_until = 0             # hits inside a complete record are that record's own markers
         budget = self.budget = DecodeBudget()
         eof = False
         while not eof:
-            chunk = stream.read(self.window)
+            want = self.window if limit is None else min(self.window, limit - buf_start - len(buf))
+            chunk = stream.read(want) if want > 0 else b""
             if not chunk:
                 eof = True
             else:
@@ -423,11 +439,13 @@ class Scanner:
             buf_start += tail_from
             buf_end = buf_start + len(buf)
             owned_until = buf_end if eof else max(owned_from, buf_end - keep_after)
+            if stop is not None:
+                owned_until = min(owned_until, stop)
             if owned_until <= owned_from and not eof:
                 continue
             for position, family in self._hits(buf, owned_from - buf_start, owned_until - buf_start):
                 absolute = buf_start + position
-                if absolute < skip_until:
+                if swallow and absolute < skip_until:
                     continue
                 self.stats.hits += 1
                 end = min(len(buf), position + MAX_RECORD)
@@ -444,7 +462,7 @@ class Scanner:
                 self.stats.records += 1
                 self.stats.families[family.name] = self.stats.families.get(family.name, 0) + 1
                 yield CarvedRecord(kind=family.kind, family=family.name, offset=absolute, length=hit.length,
-                                   record=hit.record, row_id=hit.row_id)
+                                   record=hit.record, row_id=hit.row_id, complete=hit.complete)
             owned_from = owned_until
         self.stats.stopped = budget.message()
 

@@ -5,6 +5,7 @@ No format knowledge lives here; commands call the domain packages' plain functio
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,10 @@ JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
                     help="Worker processes for evidence items (default: usable CPU cores).")
 PROGRESS = click.option("--progress/--no-progress", default=None,
                         help="Progress line on stderr (default: only when stderr is a terminal).")
+SCHEDULER = click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                         help="Run the work on this Dask scheduler's workers instead of local processes "
+                              "(needs the 'cluster' extra; workers read evidence at the same paths: "
+                              "docs/CLUSTER.md).")
 RULES = click.option("--rules", "rule_paths", multiple=True, type=click.Path(),
                      help="Extra rule file or folder of .yaml files (repeatable); may add rules, lists and "
                           "allow-list entries.")
@@ -105,16 +110,53 @@ def load_rules_or_exit(rule_paths: Iterable[str]):
         sys.exit(EXIT_USAGE)
 
 
+def warn_relative(paths: Iterable[str], scheduler: str | None) -> None:
+    """Cluster workers open evidence by path, each in its own working directory."""
+    if scheduler and any(not os.path.isabs(path) for path in paths):
+        click.echo("bitsdb: warning: --scheduler: relative paths are opened by each worker in its own working "
+                   "directory; give absolute paths on shared storage (docs/CLUSTER.md)", err=True)
+
+
+def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None = None):
+    """The worker pool for a command; an unusable --scheduler ends the run (status 2, one line)."""
+    from ..evidence.cluster import PoolError, open_pool
+
+    try:
+        return open_pool(jobs, scheduler, tasks)
+    except PoolError as exc:
+        click.echo(f"bitsdb: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None) -> Iterator:
+                     progress: bool | None = None, scheduler: str | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
     import time
 
     from ..evidence import BatchReport, iter_batch
+    from ..evidence.cluster import PoolError
 
-    started, items, workers = time.perf_counter(), [], []
-    for item in iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover):
+    warn_relative(paths, scheduler)
+    started, items, workers, events = time.perf_counter(), [], [], []
+    batch = iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover,
+                       scheduler=scheduler, events=events)
+    try:
+        first = next(batch, None)
+    except PoolError as exc:
+        click.echo(f"bitsdb: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    yield from _items(itertools.chain([first] if first is not None else [], batch), run, items)
+    chatty = progress if progress is not None else sys.stderr.isatty()
+    if run.failures or events or (chatty and len(items) > 1):
+        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started,
+                             events=events)
+        click.echo(report.summary(), err=True)
+
+
+def _items(batch, run: Run, items: list) -> Iterator:
+    """Report each item's problems and hand on its results (then drop them: the summary needs counts)."""
+    for item in batch:
         for warning in item.warnings:
             click.echo(f"bitsdb: warning: {warning}", err=True)
         for result in item.results:
@@ -127,10 +169,6 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
             run.fail_line(failure)
         item.results = []            # written: the summary only needs the counts
         items.append(item)
-    chatty = progress if progress is not None else sys.stderr.isatty()
-    if run.failures or (chatty and len(items) > 1):
-        report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started)
-        click.echo(report.summary(), err=True)
 
 
 def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..output import RECORD_FORMATS
-from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, run_command
+from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, SCHEDULER, run_command
 
 
 @click.command("parse")
@@ -19,9 +19,11 @@ from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, run_co
 @RULES
 @JOBS
 @PROGRESS
+@SCHEDULER
 @DEBUG
 def command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, with_findings: bool,
-            rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, debug: bool) -> None:
+            rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, scheduler: str | None,
+            debug: bool) -> None:
     """Decode every job (with its files) in PATHS.
 
     PATHS may be qmgr.db / qmgr0.dat / qmgr1.dat files, raw records, folders and
@@ -35,4 +37,5 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool,
     Exit status: 0 ok, 1 an input could not be read (others still processed), 2 usage.
     """
     run_command(paths, fmt, output, debug, timeline=False, recover=recover, findings=with_findings,
-                rule_paths=rule_paths, jobs=jobs, progress=progress)
+                rule_paths=rule_paths, jobs=jobs, progress=progress,
+                scheduler=scheduler)

@@ -17,6 +17,7 @@ from .common import (
     PATHS,
     PROGRESS,
     RULES,
+    SCHEDULER,
     Run,
     close_output,
     load_rules_or_exit,
@@ -39,10 +40,11 @@ from .common import (
               help="Also scan deleted and historical job versions carved from the store.")
 @JOBS
 @PROGRESS
+@SCHEDULER
 @DEBUG
 def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, output: str | None,
             min_severity: str, fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None,
-            debug: bool) -> None:
+            scheduler: str | None, debug: bool) -> None:
     """Run the detection rules over every job in PATHS and print the findings.
 
     \b
@@ -62,7 +64,8 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, outpu
     worst = -1
     job_count = shown = total = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress):
+        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                             scheduler=scheduler):
             for job in result.jobs:
                 job_count += 1
                 for finding in ruleset.evaluate(job):

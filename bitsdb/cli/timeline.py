@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..output import TIMELINE_FORMATS
-from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, run_command
+from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, SCHEDULER, run_command
 
 
 @click.command("timeline")
@@ -19,9 +19,11 @@ from .common import DEBUG, JOBS, OUTPUT, PATHS, PROGRESS, RECOVER, RULES, run_co
 @RULES
 @JOBS
 @PROGRESS
+@SCHEDULER
 @DEBUG
 def command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool, findings: bool,
-            rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, debug: bool) -> None:
+            rule_paths: tuple[str, ...], jobs: int | None, progress: bool | None, scheduler: str | None,
+            debug: bool) -> None:
     """One event per meaningful timestamp of every job and file in PATHS.
 
     \b
@@ -33,4 +35,5 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, recover: bool,
     Exit status as for parse.
     """
     run_command(paths, fmt, output, debug, timeline=True, recover=recover, findings=findings,
-                rule_paths=rule_paths, jobs=jobs, progress=progress)
+                rule_paths=rule_paths, jobs=jobs, progress=progress,
+                scheduler=scheduler)

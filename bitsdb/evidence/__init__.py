@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..sources.result import SourceError, SourceResult
-from .batch import Unit, classify, default_jobs, iter_batch, open_unit, plan, run_batch, run_unit
+from .batch import Unit, classify, iter_batch, open_unit, plan, run_batch, run_unit
+from .cluster import default_jobs
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 from .registry import HiveFacts, hive_facts
 

@@ -7,11 +7,11 @@ Output order never depends on which worker finished first.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -177,76 +177,156 @@ def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
     return item
 
 
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
-def _context():
-    """fork when it is safe (Linux, no other threads: cheapest start, works from any __main__),
-    else forkserver/spawn."""
-    import multiprocessing
-    import threading
-
-    methods = multiprocessing.get_all_start_methods()
-    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-
 def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
                progress: ProgressCallback | bool | None = None, workers_used: list | None = None,
-               recover: bool = False) -> Iterator[ItemResult]:
-    """ItemResults in plan order as soon as each is ready (so output can stream); see run_batch."""
-    jobs = default_jobs() if not jobs or jobs < 1 else jobs
+               recover: bool = False, scheduler: str | None = None, range_size: int | None = None,
+               events: list | None = None) -> Iterator[ItemResult]:
+    """ItemResults in plan order as soon as each is ready (so output can stream); see run_batch.
+
+    With `recover`, a disk image's whole decoded media is carved too (every volume, snapshot
+    store and unpartitioned area, in ranges that run as separate tasks). `scheduler`: a Dask
+    scheduler address (cluster mode); raises cluster.PoolError when it cannot be used.
+    `events` receives what happened to workers (lost, tasks run again).
+    """
+    from .cluster import TaskRunner, open_pool
+    from .imagecarve import ImageCarving
+
     units = plan(paths)
     callback = _progress_callback(progress)
-    workers = max(1, min(jobs, len(units)))
-    if workers_used is not None:
-        workers_used.append(workers)
-    if workers == 1:
-        for index, unit in enumerate(units):
-            item = run_unit(unit, recover)
-            if callback:
-                callback(index + 1, len(units), item)
-            yield item
-    else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed   # only when there are workers
-
+    with open_pool(jobs, scheduler, len(units)) as pool:
+        if workers_used is not None:
+            workers_used.append(pool.workers)
+        runner = TaskRunner(pool)
         ready: dict[int, ItemResult] = {}
-        next_index = 0
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-            futures = {pool.submit(run_unit, unit, recover): index for index, unit in enumerate(units)}
-            for done, future in enumerate(as_completed(futures), 1):
-                index = futures[future]
-                try:
-                    ready[index] = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker that died still gets its line
-                    unit = units[index]
-                    ready[index] = ItemResult(unit.evidence, unit.kind, failures=[
-                        f"{unit.evidence}: worker failed: {type(exc).__name__}: {exc}"])
-                if callback:
-                    callback(done, len(units), ready[index])
-                while next_index in ready:
-                    yield ready.pop(next_index)
-                    next_index += 1
+        finished = [0]
+
+        def deliver(index: int, item: ItemResult) -> None:
+            ready[index] = item
+            finished[0] += 1
+            if callback:
+                callback(finished[0], len(units), item)
+
+        for indexes in _chunks(units, pool.workers):
+            if len(indexes) > 1:
+                chunk = [units[i] for i in indexes]
+                runner.submit(run_units, (chunk, recover), partial(_chunk_done, indexes, chunk, deliver))
+                continue
+            [index] = indexes
+            unit = units[index]
+            carve = recover and unit.kind == "image"
+            joiner = _ImageJoin(partial(deliver, index)) if carve else None
+            runner.submit(run_unit, (unit, recover), partial(_unit_done, unit, joiner or partial(deliver, index)))
+            if carve:
+                ImageCarving(unit.evidence, runner, joiner.carved, **_range(range_size)).start()
+        for index in range(len(units)):
+            while index not in ready:
+                runner.step()
+            yield ready.pop(index)
+        if events is not None:
+            events.extend(pool.events())
     if callback:
         callback(-1, len(units), None)
 
 
+#: Cheap units (a collection's Downloader folder, a loose file) go to workers in chunks of at most
+#: this many, so that per-task costs (a round trip to a worker or a Dask scheduler) are paid per chunk.
+MAX_CHUNK = 16
+
+
+def _chunks(units: list[Unit], workers: int) -> Iterator[list[int]]:
+    """Unit indexes in plan order: runs of cheap units in chunks (at least 4 tasks per worker),
+    every zip or image alone."""
+    cheap = sum(unit.kind in ("group", "file") for unit in units)
+    size = max(1, min(MAX_CHUNK, cheap // (4 * max(workers, 1)))) if workers > 1 else 1
+    run: list[int] = []
+    for index, unit in enumerate(units):
+        if unit.kind in ("group", "file"):
+            run.append(index)
+            if len(run) == size:
+                yield run
+                run = []
+            continue
+        if run:
+            yield run
+            run = []
+        yield [index]
+    if run:
+        yield run
+
+
+def run_units(units: list[Unit], recover: bool = False) -> list[ItemResult]:
+    """Task: several cheap units, one after the other."""
+    return [run_unit(unit, recover) for unit in units]
+
+
+def _chunk_done(indexes: list[int], chunk: list[Unit], deliver, items, exc: BaseException | None) -> None:
+    for position, (index, unit) in enumerate(zip(indexes, chunk)):
+        _unit_done(unit, partial(deliver, index), items[position] if exc is None else None, exc)
+
+
+def _range(range_size: int | None) -> dict:
+    return {"range_size": range_size} if range_size else {}
+
+
+def _unit_done(unit: Unit, deliver, item: ItemResult | None, exc: BaseException | None) -> None:
+    """A unit's outcome; a worker that died for good still gets its line."""
+    if exc is not None:
+        item = ItemResult(unit.evidence, unit.kind, failures=[f"{unit.evidence}: worker failed: {type(exc).__name__}: "
+                                                               f"{exc}"])
+    if isinstance(deliver, _ImageJoin):
+        deliver.read(item)
+    else:
+        deliver(item)
+
+
+class _ImageJoin:
+    """An image read for its stores (one task) and carved as a whole (many): one ItemResult."""
+
+    def __init__(self, deliver) -> None:
+        self.deliver = deliver
+        self.item: ItemResult | None = None
+        self.carve = None
+
+    def read(self, item: ItemResult) -> None:
+        self.item = item
+        self._join()
+
+    def carved(self, carve) -> None:
+        self.carve = carve
+        self._join()
+
+    def _join(self) -> None:
+        if self.item is None or self.carve is None:
+            return
+        from .imagecarve import merge_into
+
+        item, carve = self.item, self.carve
+        hosts = {(g.host, g.host_source) for g in item.groups if g.host}
+        host, source = sorted(hosts)[0] if len(hosts) == 1 else (None, None)
+        result, _ = merge_into(item.results, carve, host, source)
+        item.warnings.extend(carve.warnings)
+        item.failures.extend(carve.failures)
+        if result is not None:
+            item.results.append(result)
+            item.job_count += len(result.jobs)
+        self.deliver(item)
+
+
 def run_batch(paths: Iterable[str | Path], jobs: int | None = None,
-              progress: ProgressCallback | bool | None = None, recover: bool = False) -> BatchReport:
-    """Read every evidence item; `jobs` worker processes (default: usable cores).
+              progress: ProgressCallback | bool | None = None, recover: bool = False,
+              scheduler: str | None = None, range_size: int | None = None) -> BatchReport:
+    """Read every evidence item; `jobs` worker processes (default: usable cores), or the workers
+    of the Dask cluster at `scheduler`.
 
     progress: a callback(done, total, item) (done == -1 once at the end), True for a stderr
     line, None for a stderr line only when stderr is a terminal, False for none.
     """
     started = time.perf_counter()
     workers: list[int] = []
-    items = list(iter_batch(paths, jobs, progress, workers, recover))
-    return BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started)
+    events: list[str] = []
+    items = list(iter_batch(paths, jobs, progress, workers, recover, scheduler, range_size, events))
+    return BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started,
+                       events=events)
 
 
 def _progress_callback(progress: ProgressCallback | bool | None) -> ProgressCallback | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..stores import read_files
 from ..sources.result import SourceError, SourceResult, internal_error
-from ..model import Provenance
+from ..model import Location, Provenance
 from .records import Artefact, ArtefactGroup
 from .registry import hive_facts, resolve
 
@@ -44,14 +44,24 @@ def read_group(group: ArtefactGroup, recover: bool = False) -> tuple[list[Source
     return out, failures
 
 
-def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup) -> Provenance:
+def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup, where=None) -> Provenance:
     base = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)} if old is not None else {}
     base.update(source_path=artefact.display_path, container=group.evidence, host=group.host,
                 host_source=group.host_source, partition=group.partition, snapshot=group.snapshot,
                 path_in_evidence=artefact.path_in_evidence, source_size=artefact.size,
                 file_times=artefact.file_times)
     base.setdefault("source_sha256", artefact.sha256)
+    if base.get("locations") and where is not None:
+        base["locations"] = [_evidence_location(place, where(place), group) for place in base["locations"]]
     return Provenance(**base)
+
+
+def _evidence_location(place: Location, artefact: Artefact, group: ArtefactGroup) -> Location:
+    """A place named by a private copy's path, named as the evidence names it."""
+    if place.volume_offset is not None:          # already named on the image's volume
+        return place
+    return dataclasses.replace(place, source_path=artefact.display_path, partition=group.partition,
+                               snapshot=group.snapshot, path_in_evidence=artefact.path_in_evidence)
 
 
 def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> None:
@@ -76,7 +86,7 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
     stamped: set[int] = set()        # file records shared by several jobs are stamped once
 
     for job in result.jobs:
-        job.provenance = _evidence_provenance(job.provenance, where(job.provenance), group)
+        job.provenance = _evidence_provenance(job.provenance, where(job.provenance), group, where)
         if job.owner_name is None:
             job.owner_name = resolve(job.owner_sid, group.accounts)
         if job.security is not None:

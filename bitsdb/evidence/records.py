@@ -94,6 +94,7 @@ class BatchReport:
     items: list[ItemResult]
     jobs: int
     seconds: float
+    events: list[str] = field(default_factory=list)      # workers lost, tasks run again
 
     @property
     def results(self) -> list[SourceResult]:
@@ -116,6 +117,8 @@ class BatchReport:
                  f"({artefacts} artefact file(s) incl. logs), {jobs_found} job record(s); "
                  f"{self.jobs} worker(s), {self.seconds:.1f} s; "
                  f"{len(self.failed_items)} item(s) with failures"]
+        for event in self.events:
+            lines.append(f"  workers: {event}")
         for item in self.failed_items:
             for failure in item.failures:
                 lines.append(f"  failed: {failure}")

@@ -263,3 +263,58 @@ def split_raw(raw: Path, target_prefix: Path, piece_bytes: int) -> Path:
             Path(f"{target_prefix}.{index:03d}").write_bytes(chunk)
             index += 1
     return Path(f"{target_prefix}.001")
+
+
+def numbered_jobs_spec(count: int, first: int = 0) -> dict:
+    """A forge spec of `count` live download jobs (one file each), ids and times from their number."""
+    jobs = []
+    for n in range(first, first + count):
+        jobs.append({
+            "job_id": f"11111111-2222-4333-8444-{n:012d}", "display_name": f"job {n}", "state": "TRANSFERRED",
+            "owner_sid": "S-1-5-21-1-2-3-1001", "creation_time": "2025-01-02T03:04:05+00:00",
+            "modification_time": f"2025-01-{2 + n // 1440:02d}T{n // 60 % 24:02d}:{n % 60:02d}:07+00:00",
+            "notify_program": r"C:\Windows\System32\cmd.exe" if n % 5 == 0 else "",
+            "files": [{"file_id": f"aaaaaaaa-2222-4333-8444-{n:012d}", "local_name": rf"C:\Users\bob\f{n}.bin",
+                       "remote_name": f"https://example.test/f{n}.bin", "bytes_total": 100,
+                       "bytes_transferred": 100}]})
+    return {"bitsdb_forge": 1, "jobs": jobs}
+
+
+def ntfs_with_deleted(target: Path, size_mib: int, deleted: dict[str, bytes], live: Path | None = None,
+                      files: dict[str, bytes] | None = None) -> Path:
+    """An NTFS volume whose `deleted` files (path -> bytes) were written, then deleted: their bytes
+    remain only in unallocated clusters. `live` is a qmgr.db left in the Downloader folder (with a
+    stand-in edb.log); `files` are other files left allocated (e.g. a pagefile.sys)."""
+    import os
+    import subprocess
+    import tempfile
+
+    with open(target, "wb") as handle:
+        handle.truncate(size_mib << 20)
+    _run("mkntfs", "-F", "-Q", "-q", "-L", "CARVE", str(target))
+    with tempfile.TemporaryDirectory(prefix="bitsdb-mnt-") as mount:
+        root = Path(mount)
+        for phase in ("write", "delete"):
+            try:
+                _run("ntfs-3g", str(target), mount)
+            except subprocess.CalledProcessError as exc:
+                raise RuntimeError(f"ntfs-3g cannot mount (FUSE missing?): "
+                                   f"{exc.stderr.decode(errors='replace')[:200]}") from None
+            try:
+                for relative, data in deleted.items():
+                    path = root / relative
+                    if phase == "write":
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(data)
+                    else:
+                        path.unlink()
+                if phase == "write":
+                    if live is not None:
+                        write_volume(root, live)
+                    for relative, data in (files or {}).items():
+                        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                        (root / relative).write_bytes(data)
+                os.sync()
+            finally:
+                _run("umount", mount)
+    return target
