@@ -81,7 +81,7 @@ def _prefix_probe(schema: Struct, count: int) -> Probe:
 #: linear in the bytes they cover).
 BUDGET_PER_BYTE = 16
 ATTEMPT_COST = 16 * 1024
-MIN_BUDGET = 4 << 20
+MIN_BUDGET = 256 << 10
 
 
 class DecodeBudget:
