@@ -41,12 +41,12 @@ def per_item_ms(function, items, repeat: int) -> float:
 
 def one_time_compile_ms() -> tuple[float, float] | None:
     """What compiling the whole-record parsers costs (paid once per process, never on small inputs)."""
-    from bitsdb.decode import file as file_decode
     from bitsdb.decode import sections
+    from bitsdb.formats.file import ESE_FILE_SECTIONS
     from bitsdb.formats.job import ESE_JOB_SECTIONS
 
     times = []
-    for record in (ESE_JOB_SECTIONS, file_decode.FILE_SECTIONS):
+    for record in (ESE_JOB_SECTIONS, ESE_FILE_SECTIONS):
         start = time.process_time()
         sections.compile_schema(sections.Probe(sections.whole_record(record)).interpreted)
         times.append((time.process_time() - start) * 1000)

@@ -169,8 +169,10 @@ def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any]
     return out
 
 
-# Field metadata tags: how to_dict shows a field.
+# Field metadata tags: how to_dict shows a field. (Every record class has a docstring: without
+# one, @dataclass builds it from inspect.signature, which costs start-up time.)
 FILETIME = {"kind": "filetime"}
+OMIT_NONE = {"omit_none": True}          # left out of to_dict while None
 
 
 def _flags(flag_type: type[IntFlag]) -> dict[str, Any]:
@@ -217,9 +219,12 @@ _PLANS: dict[type, Any] = {}
 
 def _make_to_dict(cls: type) -> Any:
     env: dict[str, Any] = {"AS_IS": _AS_IS, "plain": _plain, "iso": _filetime_text, "flags": flags_to_dict}
-    items = []
+    items, optional = [], []
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
+            continue
+        if f.metadata.get("omit_none"):
+            optional.append(f.name)
             continue
         name, kind = f.name, f.metadata.get("kind")
         if kind == "filetime":
@@ -230,10 +235,23 @@ def _make_to_dict(cls: type) -> Any:
         else:
             items.append(f"{name!r}: v if (v := obj.{name}).__class__ in AS_IS else plain(v)")
     body = ",\n        ".join(items)
-    source = f"def to_dict(obj):\n    return {{\n        {body}\n    }}\n"
+    source = f"def to_dict(obj):\n    out = {{\n        {body}\n    }}\n"
+    for name in optional:       # present only when set: records without it look as they always did
+        source += f"    if (v := obj.{name}) is not None:\n        out[{name!r}] = plain(v)\n"
+    source += "    return out\n"
     exec(compile(source, f"<to_dict of {cls.__name__}>", "exec"), env)
     _PLANS[cls] = to_dict = env["to_dict"]
     return to_dict
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+    return names
 
 
 _ISO_TEXT: dict[int, str | None] = {}
@@ -259,7 +277,24 @@ def _dataclass_to_dict(obj: Any) -> dict[str, Any]:
 
 
 class Record:
-    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left)."""
+    """Mixin: a JSON-ready dict of all fields (deterministic, no Python objects left).
+
+    Equality and repr are the ones @dataclass would generate, written once here: generating
+    them per class (exec of generated source) was most of the model's import time.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _field_names(self.__class__))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
+        return f"{self.__class__.__qualname__}({shown})"
+
+    __slots__ = ()          # lets records declared with slots=True (one per log event) skip the __dict__
 
     def to_dict(self) -> dict[str, Any]:
         return _dataclass_to_dict(self)
@@ -273,7 +308,7 @@ class Record:
         return record_from_dict(cls, data)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Location(Record):
     """One place an identical copy of a record was found (see Provenance.locations)."""
 
@@ -298,7 +333,7 @@ class Location(Record):
             (other.source_path, other.offset, other.table, other.record_index)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Provenance(Record):
     """Where a record came from, so every output line can be traced back to bytes."""
 
@@ -337,8 +372,10 @@ ALLOCATION_KINDS = ("unallocated", "allocated file", "file slack", "unpartitione
 _LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Location))
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Ace(Record):
+    """One access-control entry of the job's descriptor (§1.5)."""
+
     ace_type: int
     ace_type_name: str
     flags: int
@@ -347,7 +384,7 @@ class Ace(Record):
     sid_name: str | None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class SecurityInfo(Record):
     """The owner token block and the job's self-relative security descriptor (§5.4)."""
 
@@ -364,8 +401,10 @@ class SecurityInfo(Record):
     decode_error: str | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class JobError(Record):
+    """The last error BITS recorded for the job (§5.6)."""
+
     hresult: int | None
     hresult_hex: str | None
     context: ErrorContext | int | None
@@ -374,14 +413,16 @@ class JobError(Record):
     unknown: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Timer(Record):
+    """One of the optional timer windows (§5.8)."""
+
     slot: str                               # no_progress | error | retry (meanings inferred, §5.8)
     start: int = field(default=0, metadata=FILETIME)
     end: int = field(default=0, metadata=FILETIME)
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class CustomHeaders(Record):
     """Present when the job has custom HTTP headers; their text is DPAPI-encrypted (§5.9)."""
 
@@ -394,14 +435,18 @@ class CustomHeaders(Record):
     unknown: int = 0
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class FileRange(Record):
+    """A byte range of a file added with ranges (§6.1); length -1 = to the end."""
+
     offset: int
     length: int
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class JobFile(Record):
+    """A file of a job (ESE `Files` row or legacy inline record, §6, §7.4)."""
+
     file_id: str | None
     local_name: str | None = None
     remote_name: str | None = None
@@ -424,8 +469,10 @@ class JobFile(Record):
     provenance: Provenance | None = None
 
 
-@dataclass
+@dataclass(slots=True, eq=False, repr=False)
 class Job(Record):
+    """A BITS job with every field its record holds (§5, §7.3)."""
+
     job_id: str | None
     marker: str | None = None
     marker_label: str | None = None
@@ -465,6 +512,8 @@ class Job(Record):
     cost_flags: int | None = field(default=None, metadata=_flags(CostFlags))
     network_guid: str | None = None
     creator_image: str | None = None
+    package_family_name: str | None = None  # packaged (AppX/MSIX) creator, Windows 11 24H2+ (§5.10.1)
+    application_id: str | None = None       # the creator's application id within its package, as stored
     http_method: str | None = None
     aux_string: str | None = None
     extra: bytes = b""                      # bytes between inner and outer footer (double marker)
@@ -474,10 +523,140 @@ class Job(Record):
     undecoded: bytes = b""                  # bytes after the last field that validated
     blob_size: int | None = None
     provenance: Provenance | None = None
+    history: JobHistory | None = field(default=None, metadata=OMIT_NONE)   # event logs and processes
 
     @property
     def is_upload(self) -> bool:
         return self.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY)
+
+
+# --------------------------------------------------------------------------- event logs and hives
+# What the other places Windows keeps about BITS say (docs/EVENTLOGS.md): normalised event-log
+# records, the BITS operations a command line performs, the service's configuration, and the
+# history that joins them to one job.
+
+
+@dataclass(slots=True)
+class LogEvent(Record):
+    """One event-log record that concerns BITS, with its EventData kept as the log wrote it.
+
+    Provenance: source_path = the .evtx file, source_kind = "evtx", table = the channel,
+    record_index = the EventRecordID.
+    """
+
+    time: int | None = field(default=None, metadata=FILETIME)   # System/TimeCreated
+    source: str = ""                        # bits-client | sysmon | security | powershell | system
+    event_id: int = 0
+    version: int | None = None
+    action: str = ""                        # "job created", "transfer stopped" ... (docs/EVENTLOGS.md)
+    computer: str | None = None
+    user_sid: str | None = None             # System/Security UserID
+    job_id: str | None = None
+    file_id: str | None = None              # Bits-Client transferId
+    title: str | None = None
+    owner: str | None = None                # DOMAIN\user as the log names it
+    process_path: str | None = None         # the process that created the job (event 3)
+    process_id: int | None = None
+    url: str | None = None
+    local_name: str | None = None
+    file_count: int | None = None
+    bytes_total: int | None = None
+    bytes_transferred: int | None = None
+    hresult: int | None = None
+    hresult_hex: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None
+
+
+@dataclass(slots=True)
+class BitsOperation(Record):
+    """What one bitsadmin switch or BITS cmdlet does to a job (docs/EVENTLOGS.md, "Command lines")."""
+
+    operation: str                          # create, addfile, transfer, setnotifycmdline, resume, ...
+    tool: str                               # bitsadmin | powershell
+    job: str | None = None                  # the job as named on the command line (title or {GUID})
+    remote_name: str | None = None
+    local_name: str | None = None
+    program: str | None = None              # SetNotifyCmdLine program
+    arguments: str | None = None            # SetNotifyCmdLine parameters
+    value: str | None = None                # other settings (retry delay, headers, priority ...)
+    options: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ProcessEvent(Record):
+    """A process start (Sysmon 1, Security 4688) or PowerShell script/pipeline record that touches BITS."""
+
+    time: int | None = field(default=None, metadata=FILETIME)
+    source: str = ""
+    event_id: int = 0
+    computer: str | None = None
+    image: str | None = None
+    command_line: str | None = None
+    process_id: int | None = None
+    parent_image: str | None = None
+    parent_command_line: str | None = None
+    parent_process_id: int | None = None
+    user: str | None = None
+    operations: list[BitsOperation] = field(default_factory=list)
+    notify_execution: bool = False          # started by the BITS service host: a notify command ran
+    job_ids: list[str] = field(default_factory=list)   # jobs it was linked to
+    linked_by: str | None = None            # how: "job id", "title", "time"
+    provenance: Provenance | None = None
+
+
+@dataclass
+class ServiceConfig(Record):
+    """The BITS service as `sc qc bits` would show it, read offline from the SYSTEM hive, with the
+    BITS policies of the SOFTWARE hive."""
+
+    control_set: str | None = None
+    start: int | None = None
+    start_name: str | None = None           # BOOT SYSTEM AUTO MANUAL DISABLED
+    delayed_autostart: bool | None = None
+    image_path: str | None = None
+    service_dll: str | None = None
+    object_name: str | None = None          # the account the service runs as
+    service_type: int | None = None
+    key_last_written: str | None = None     # Services\BITS last write (ISO 8601 UTC)
+    other_control_sets: dict[str, Any] = field(default_factory=dict)  # name -> {start, image_path, service_dll}
+    policies: dict[str, Any] = field(default_factory=dict)           # Policies\Microsoft\Windows\BITS values
+    job_inactivity_timeout_days: int | None = None                   # from the policy, else None (90)
+    warnings: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None
+
+
+@dataclass
+class LogCoverage(Record):
+    """What the event logs read for one host cover, beside what its databases show: the evidence for
+    "cleared or missing Bits-Client log next to a database with activity"."""
+
+    host: str | None = None
+    logs: list[str] = field(default_factory=list)          # the event log files read for this host
+    bits_client_log: str | None = None                     # the Bits-Client/Operational file, if read
+    bits_client_records: int = 0
+    bits_client_first: int | None = field(default=None, metadata=FILETIME)
+    bits_client_last: int | None = field(default=None, metadata=FILETIME)
+    cleared: list[LogEvent] = field(default_factory=list)  # System 104 / Security 1102 of the BITS channels
+    database_jobs: int = 0
+    database_last_activity: int | None = field(default=None, metadata=FILETIME)
+    provenance: Provenance | None = None
+
+
+@dataclass
+class JobHistory(Record):
+    """Everything the logs and process evidence say about one job, joined by job GUID (and by title
+    and time for command lines)."""
+
+    log_only: bool = False                  # the job is not in any database read: the logs alone know it
+    owner_account: str | None = None        # DOMAIN\user from the logs (the database keeps the SID)
+    creator_image: str | None = None        # Bits-Client event 3 processPath
+    creator_process_id: int | None = None
+    computer: str | None = None
+    events: list[LogEvent] = field(default_factory=list)
+    processes: list[ProcessEvent] = field(default_factory=list)       # command lines that made or changed it
+    notify_executions: list[ProcessEvent] = field(default_factory=list)
+    inactivity_timeout_days: int | None = None  # the JobInactivityTimeout policy of the job's host (else 90)
 
 
 # --------------------------------------------------------------------------- from_dict

@@ -50,7 +50,10 @@ def test_win10_partial_reasons(win10_scan):
     assert reasons == ["cut at the page boundary 0xe8000 (5259 bytes after the marker)",
                        "cut at the page boundary 0xec000 (4909 bytes after the marker)",
                        "cut at the page boundary 0xf4000 (6748 bytes after the marker)",
-                       "overwritten"]
+                       # another record overwrote this one's tail: since issue 17 the trailer decoder
+                       # stops where it can vouch for nothing (before, it read foreign bytes on into
+                       # the other record's marker and said "overwritten")
+                       "stopped at trailer"]
 
 
 def test_win10_job_hits_1_3_18(win10_scan):

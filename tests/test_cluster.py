@@ -33,9 +33,12 @@ def _free_port() -> int:
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
+    # Workers can import this module's task functions (tests/ is not a package).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                      os.environ.get("PYTHONPATH")]))}
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=env)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -177,8 +180,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, carve_di
     assert _located(carve) == _located(expected) and carve.hits == expected.hits
     [event] = events
     assert event.startswith("1 worker(s) left the cluster during the run")
-    retried = int(event.split("; ")[1].split()[0])
-    assert retried >= 1, event
+    # Whether the killed worker held a task at that instant is up to the scheduler; that a task
+    # held by a dying worker is run again is shown deterministically below.
+    assert int(event.split("; ")[1].split()[0]) >= 0, event
 
 
 def _dies_once(marker: str, value: int) -> int:
@@ -187,6 +191,33 @@ def _dies_once(marker: str, value: int) -> int:
         Path(marker).write_text("died")
         os._exit(9)
     return value * 2
+
+
+def test_a_dask_worker_that_dies_in_a_task_has_the_task_rerun(tmp_path):
+    """The task kills its own worker process on its first run: the worker is surely busy with one
+    of ours when it dies, so the summary must count a re-run task, and every result arrives once."""
+    from bitsdb.evidence.cluster import DaskPool
+
+    with dask_cluster(tmp_path) as (address, _workers):
+        pool = DaskPool(address)
+        try:
+            keys = {pool.submit(_dies_once, str(tmp_path / "marker"), n): n for n in range(6)}
+            results = {}
+            while len(results) < len(keys):
+                key, value, exc = pool.next_done()
+                assert exc is None and keys[key] not in results
+                results[keys[key]] = value
+            deadline = time.monotonic() + 30
+            events = pool.events()
+            while not events and time.monotonic() < deadline:      # the scheduler logs the removal
+                time.sleep(0.1)
+                events = pool.events()
+        finally:
+            pool.close()
+    assert results == {n: 2 * n for n in range(6)}
+    [event] = events
+    assert event.startswith("1 worker(s) left the cluster during the run"), event
+    assert int(event.split("; ")[1].split()[0]) >= 1, event
 
 
 def test_a_local_worker_that_dies_is_replaced_and_its_task_rerun(tmp_path):

@@ -1,7 +1,8 @@
 """The fast decoding paths give exactly what the reference paths give.
 
-Decoding has three ways to the same Job: construct's compiled parser (used once a schema
-has been parsed COMPILE_AFTER times), the interpreted whole-record parse, and the
+Decoding has four ways to the same Job: the generated parsers (formats.fastparse, written
+from the construct schemas by tools/gen_fastparse.py), construct's compiled parser (used once
+a schema has been parsed COMPILE_AFTER times), the interpreted whole-record parse, and the
 section-by-section walk that partial records take. Each test decodes the same bytes in
 every mode and compares the whole Job (dataclass equality, to_dict, and the error text
 for bytes that are not records). to_dict's generated per-class code is compared with
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from pathlib import Path
 import uuid
 from enum import IntEnum
 
@@ -19,7 +21,6 @@ import construct
 import pytest
 
 import bitsdb
-from bitsdb.decode import file as file_decode
 from bitsdb.decode import sections
 from bitsdb.decode import security as security_decode
 from bitsdb.decode.job import job_to_sections
@@ -47,7 +48,7 @@ from bitsdb.timeutil import filetime_to_iso
 
 from conftest import REAL, real_sample
 
-MODES = ("reference", "compiled", "sections", "sections_compiled")
+MODES = ("reference", "generated", "compiled", "sections", "sections_compiled")
 
 
 class _NeverParses(construct.Construct):
@@ -58,13 +59,14 @@ class _NeverParses(construct.Construct):
 
 
 def _set_mode(monkeypatch, mode: str) -> None:
-    """Fresh caches, then: never compile / compile on first use / no whole-record parse."""
+    """Fresh caches, then: the generated parsers (formats.fastparse, as in production) / construct
+    never compiled / compiled on first use / no whole-record parse."""
     monkeypatch.setattr(sections, "PROBES", {})
     monkeypatch.setattr(security_decode, "_DESCRIPTORS", {})
+    monkeypatch.setattr(sections, "USE_GENERATED", mode == "generated")
     monkeypatch.setattr(sections, "COMPILE_AFTER", 1 if mode.endswith("compiled") else 10**9)
     if mode.startswith("sections"):
-        for module in (sections, file_decode):
-            monkeypatch.setattr(module, "whole_record", lambda record: _NEVER)
+        monkeypatch.setattr(sections, "whole_record", lambda record: _NEVER)
 
 
 _NEVER = _NeverParses()
@@ -130,6 +132,17 @@ def _with_new_trailer_fields() -> bytes:
     return blob[:at] + b"\x07\x00\x00\x00" + b"\xff" * 9 + blob[at:]
 
 
+def _packaged(extra: bytes = b"") -> bytes:
+    """A Windows 11 24H2 job of a packaged app (§5.10.1), with `extra` bytes after its optional fields."""
+    job = _job(package_family_name="Microsoft.OutlookForWindows_8wekyb3d8bbwe",
+               application_id="!Microsoft.OutlookforWindows", network_guid="7befb604-85b2-4191-b7bd-c5f5a263cb7b")
+    blob = encode_job(job)
+    guid = uuid.UUID(job.network_guid).bytes_le
+    tail = guid + b"\x00" * 21
+    at = blob.rindex(tail)
+    return blob[:at] + extra + blob[at:]
+
+
 def odd_job_blobs() -> dict[str, bytes]:
     plain = encode_job(_job())
     return {
@@ -144,6 +157,9 @@ def odd_job_blobs() -> dict[str, bytes]:
         "double_marker": encode_job(_job(type=JobType.UPLOAD, outer_marker="8f5657d0-012c-4e3e-ad2c-f4a5d7656faf",
                                          extra=b"\x01\x02upload-reply")),
         "new_trailer_fields": _with_new_trailer_fields(),
+        "packaged_24h2": _packaged(),
+        "packaged_unknown_field": _packaged(extra=b"\x01" + bytes(range(0x40, 0x50))),
+        "truncated_packaged_in_creator": _packaged()[:-180],
         "not_a_job": b"\xa1V\t\xe1C\xaf\xc9B\x92\xe6o\x98V\xeb\xa7\xf6" + b"\xff" * 200,
         "too_short": b"\x00" * 10,
         "zeros": b"\x00" * 900,
@@ -247,9 +263,42 @@ def test_the_fast_path_is_really_compiled(monkeypatch):
     job = scale_jobs(1)[0]
     decode_job_blob(encode_job(job))
     decode_file_blob(encode_file(job.files[0]))
-    for sections_ in (job_fmt.ESE_JOB_SECTIONS, file_decode.FILE_SECTIONS):
+    for sections_ in (job_fmt.ESE_JOB_SECTIONS, file_fmt.ESE_FILE_SECTIONS):
         probe = sections.PROBES[id(sections.whole_record(sections_))]
         assert probe.compiled not in (None, False)
+
+
+def test_generated_parsers_are_current_and_used(monkeypatch):
+    """fastparse.py is what tools/gen_fastparse.py writes from today's schemas, and well-formed
+    job, file and descriptor bytes are read by it (construct is not asked)."""
+    from bitsdb.formats import fastparse
+    from bitsdb.formats.codegen import generate
+
+    assert Path(fastparse.__file__).read_text(encoding="utf-8") == generate(), "run tools/gen_fastparse.py"
+    _set_mode(monkeypatch, "generated")
+    job = scale_jobs(1)[0]
+    job_blob, file_blob = encode_job(job), encode_file(job.files[0])
+    asked = []
+    monkeypatch.setattr(sections, "probe_for", lambda schema: asked.append(schema))
+    monkeypatch.setattr(sections, "parse_prefix", lambda *args: asked.append(args))
+    assert decode_job_blob(job_blob).security.dacl and decode_file_blob(file_blob).local_name
+    assert asked == []
+
+
+def test_construct_is_not_imported_to_read_a_database():
+    """`bitsdb parse` of a well-formed store never imports construct (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, bitsdb; from bitsdb.forge.scale import scale_jobs; "
+            "from bitsdb.decode import encode_job, encode_file; jobs = scale_jobs(3); "
+            "blobs = [encode_job(j) for j in jobs], [encode_file(f) for j in jobs for f in j.files]; "
+            "[m for m in list(sys.modules) if m.startswith('construct') and sys.modules.pop(m)]; "
+            "import bitsdb.decode.job as dj, bitsdb.decode.file as df; "
+            "[dj.decode_job_blob(b) for b in blobs[0]]; [df.decode_file_blob(b) for b in blobs[1]]; "
+            "print(any(m.startswith('construct') for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_compiled_parse_does_not_accept_a_short_read(monkeypatch):
@@ -311,6 +360,8 @@ def _reference_to_dict(obj):
             continue
         value = getattr(obj, f.name)
         kind = f.metadata.get("kind")
+        if f.metadata.get("omit_none") and value is None:
+            continue
         if kind == "filetime":
             out[f.name] = filetime_to_iso(value)
             out[f.name + "_filetime"] = value
@@ -391,3 +442,21 @@ def test_compiled_records_also_build_the_same_bytes():
     blob = encode_file(job.files[0])
     body = file_fmt.FileBody.parse(blob[16:])
     assert sections.compile_schema(file_fmt.FileBody).build(body) == file_fmt.FileBody.build(body)
+
+
+def test_parse_command_imports_neither_construct_nor_the_carver(tmp_path):
+    """Start-up: `bitsdb parse` of a database imports only what reading it needs (issue 17)."""
+    import subprocess
+    import sys
+
+    from conftest import PROJECT as ROOT
+
+    code = ("import atexit, sys; from bitsdb.cli import main; "
+            "atexit.register(lambda: print(sorted({m.split('.')[0] if m.startswith('construct') else m "
+            "for m in sys.modules if m.startswith(('construct', 'bitsdb.carve', 'bitsdb.rules', 'yaml'))}), "
+            "file=sys.stderr)); "
+            f"sys.argv = ['bitsdb', 'parse', {str(ROOT / 'samples' / 'demo' / 'qmgr.db')!r}, '-o', {str(tmp_path / 'o')!r}]; "
+            "main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"

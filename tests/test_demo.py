@@ -48,7 +48,10 @@ def test_expected_outputs_are_current(make_demo) -> None:
 def test_demo_reads_cleanly_and_jobs_join_their_files() -> None:
     result = api.read(DEMO / "qmgr.db")
     assert result.errors == [] and result.warnings == [] and result.orphan_files == []
-    assert len(result.jobs) == 7
+    assert len(result.jobs) == 8
+    packaged = [job for job in result.jobs if job.package_family_name]
+    assert [(j.package_family_name, j.application_id, j.creator_image.rsplit("\\", 1)[-1]) for j in packaged] == [
+        ("Microsoft.OutlookForWindows_8wekyb3d8bbwe", "!Microsoft.OutlookforWindows", "msedgewebview2.exe")]
     for job in result.jobs:
         assert not job.partial and job.missing_file_ids == []
         assert [f.file_id for f in job.files] == job.file_ids and job.files
@@ -70,15 +73,15 @@ def test_recovered_records_are_the_planted_ones(tmp_path: Path) -> None:
     assert {r["provenance"]["recovered_from"] for r in rows if r["provenance"]["recovered"]} == {"db page", "log file"}
 
 
-def test_scan_findings_cover_the_story() -> None:
-    findings = [json.loads(line) for line in (DEMO / "expected.scan.jsonl").read_text().splitlines()]
-    by_job: dict[str, set[str]] = {}
-    for finding in findings:
-        by_job.setdefault(finding["job_name"], set()).add(finding["rule_id"])
-    assert {"notify-command", "notify-command-cmd", "privileged-owner"} <= by_job["WindowsUpdateCheck"]
-    assert "upload-job" in by_job["SyncUpload"]
-    assert "payload-drop" in by_job["BITS Transfer"]
+def test_scan_verdicts_cover_the_story() -> None:
+    verdicts = [json.loads(line) for line in (DEMO / "expected.scan.jsonl").read_text().splitlines()]
+    by_job = {v["subject"]["job_name"]: v for v in verdicts}
+    rules = {name: {h["rule_id"] for h in v["hits"]} for name, v in by_job.items()}
+    assert by_job["WindowsUpdateCheck"]["severity"] == "critical"
+    assert {"notify-command", "notify-rearm", "payload-drop"} <= rules["WindowsUpdateCheck"]
+    assert "upload-job" in rules["SyncUpload"] and by_job["SyncUpload"]["severity"] in ("high", "critical")
+    assert "payload-drop" in rules["BITS Transfer"] and by_job["BITS Transfer"]["severity"] == "high"
     # the updaters are recognised as benign: nothing above info
     benign = {"Chrome Component Updater", "MicrosoftEdgeUpdate", "MozillaUpdate 308046B0AF4A39CB",
               "UpdateDescriptionXml"}
-    assert all(f["severity"] == "info" for f in findings if f["job_name"] in benign)
+    assert all(by_job[name]["severity"] == "info" for name in benign)

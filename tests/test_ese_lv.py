@@ -249,3 +249,71 @@ def test_not_an_ese_file_raises(tmp_path: Path) -> None:
     path.write_bytes(bytes(4 * PAGE))
     with pytest.raises(LongValueError):
         EseLongValues(path)
+
+
+# --- rows read from the data tree (blob_rows) -------------------------------------------------
+
+
+def _libesedb_rows(path: Path, table_name: str) -> list[tuple[bytes, int | None]]:
+    database = pyesedb.file()
+    database.open(str(path))
+    try:
+        table = database.get_table_by_name(table_name)
+        return [(bytes(table.get_record(i).get_value_data(0)), lid_from_reference(table.get_record(i).get_value_data(1)))
+                for i in range(table.number_of_records)]
+    finally:
+        database.close()
+
+
+def _every_database(forged, tmp_path: Path) -> list[Path]:
+    from bitsdb.forge.scale import write_scale_database
+
+    paths = [ROOT / "samples" / "demo" / "qmgr.db", forged[0]]
+    write_scale_database(tmp_path / "scale.db", jobs=150, files_per_job=3, seed=5)
+    paths.append(tmp_path / "scale.db")
+    for name in ("win10_qmgr.db", "win11_qmgr.db"):
+        try:
+            paths.append(real_sample("artemis", name))
+        except pytest.skip.Exception:
+            pass
+    return paths
+
+
+def test_page_rows_equal_libesedb_records_on_every_database(forged, tmp_path: Path) -> None:
+    """Index, Id and LID of every row, read from the pages, are libesedb's (real and forged stores)."""
+    for path in _every_database(forged, tmp_path):
+        reader = EseLongValues(path)
+        for name in ("Jobs", "Files"):
+            assert reader.blob_rows(name) == _libesedb_rows(path, name), (path.name, name)
+
+
+def test_read_ese_takes_rows_from_the_pages_and_libesedb_only_counts(forged, tmp_path: Path, monkeypatch) -> None:
+    """With the page rows, read_ese asks libesedb for no record (the cost that dominated at scale);
+    the result is what the libesedb-only read gives."""
+    for path in _every_database(forged, tmp_path):
+        calls = []
+        real_record_row = ese_source._record_row
+        monkeypatch.setattr(ese_source, "_record_row", lambda *args: calls.append(args) or real_record_row(*args))
+        fast, slow = _read_ese_both_ways(path, monkeypatch)
+        assert fast == slow, path.name
+        assert len(calls) == sum(len(_libesedb_rows(path, n)) for n in ("Jobs", "Files")), path.name   # slow only
+        monkeypatch.undo()
+
+
+def test_rows_not_in_the_bits_layout_go_to_libesedb(tmp_path: Path, monkeypatch) -> None:
+    """A table whose catalog or rows differ from what BITS writes is read with libesedb (same result)."""
+    rng = random.Random(12)
+    path = tmp_path / "qmgr.db"
+    write_qmgr_database(path, _records(rng, 5, 1500, 2500), [])
+    reader = EseLongValues(path)
+    rows = reader.blob_rows("Jobs")
+    data = bytearray(path.read_bytes())
+    at = data.find(rows[2][0])                      # the third row's Id inside its record
+    assert data[at + 16:at + 22] == bytes.fromhex("fe0001040005")
+    data[at + 21] = 0x01                            # claims an inline value now
+    path.write_bytes(bytes(data))
+    with pytest.raises(LongValueError):
+        EseLongValues(path).blob_rows("Jobs")
+    with pytest.raises(LongValueError):
+        EseLongValues(path).blob_rows("MSysObjects")   # not the Jobs/Files columns
+    assert ese_source._page_rows(EseLongValues(path), "Jobs") is None

@@ -147,7 +147,7 @@ def test_parse_jsonl_lines_are_a_spec(tmp_path: Path) -> None:
             for f in data["files"]:
                 f.pop("provenance")
         assert before == after
-    assert len(again) == len(live) == 7
+    assert len(again) == len(live) == 8
 
 
 def test_real_sample_jobs_reforge_field_for_field(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`bitsdb scan` and `bitsdb rules list|check`, driven through click's CliRunner."""
+"""`bitsdb scan` (one verdict per job) and `bitsdb rules list|check|explain`, through click's CliRunner."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bitsdb.decode import encode_job
 from bitsdb.cli.rules import command as rules_group
 from bitsdb.cli.scan import command as scan_command
+from bitsdb.decode import encode_job
+from bitsdb.forge import forge, spec_from_jobs
 from bitsdb.rules.corpus import build_job
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "real" / "artemis" / "win10_qmgr.db"
+DEMO = Path(__file__).resolve().parents[1] / "samples" / "demo"
 
 
 @pytest.fixture()
@@ -27,12 +29,32 @@ def evil_blob(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    """A qmgr.db with a benign updater, a bitsadmin job and a job whose name carries control characters."""
+    jobs = [
+        build_job({"display_name": "MozillaUpdate 308046B0AF4A39CB",
+                   "creator_image": r"C:\Program Files\Mozilla Firefox\firefox.exe"},
+                  [{"local_name": r"C:\ProgramData\Mozilla-1de4eec8-1241-4177-a864-e594e8d1fb38\updates\1\update.mar",
+                    "remote_name": "https://download-installer.cdn.mozilla.net/pub/firefox/x.mar"}], "cli-ok"),
+        build_job({"display_name": "bits", "owner_sid": "S-1-5-18", "integrity_rid": 0x4000,
+                   "creator_image": r"C:\Windows\System32\bitsadmin.exe"},
+                  [{"remote_name": "http://203.0.113.9:12345/2.bat", "local_name": r"C:\Users\Public\2.bat"}],
+                  "cli-bad"),
+        build_job({"display_name": "fake\nhigh      critical line\x1b[31m", "notify_program": "cmd.exe"}, [{}],
+                  "cli-ctl"),
+    ]
+    path = tmp_path / "qmgr.db"
+    forge(spec_from_jobs(jobs), path)
+    return path
+
+
 def test_rules_list_and_check(tmp_path):
     runner = CliRunner()
     result = runner.invoke(rules_group, ["list"])
-    assert result.exit_code == 0 and "notify-command" in result.output and "T1197" in result.output
+    assert result.exit_code == 0 and "notify-command" in result.output and "execution" in result.output
     good = tmp_path / "good.yaml"
-    good.write_text("rules:\n  - id: mine\n    title: t\n    severity: low\n    attack: [T1197]\n"
+    good.write_text("rules:\n  - id: mine\n    title: t\n    severity: low\n    attack: [T1197]\n    facet: origin\n"
                     "    when: {field: creator_name, in: $lolbins}\n")
     result = runner.invoke(rules_group, ["check", str(good)])
     assert result.exit_code == 0 and "ok (1 rules" in result.output
@@ -45,25 +67,43 @@ def test_rules_list_and_check(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_scan_raw_blob_fail_on_and_formats(evil_blob):
+def test_scan_gives_one_verdict_per_job_in_every_format(store):
     runner = CliRunner()
-    result = runner.invoke(scan_command, [str(evil_blob)])
-    assert result.exit_code == 0
-    assert "critical" in result.output and "notify-command" in result.output
-    assert runner.invoke(scan_command, ["--fail-on", "high", str(evil_blob)]).exit_code == 3
-    lines = runner.invoke(scan_command, ["-f", "jsonl", "--min-severity", "high", str(evil_blob)]).output.splitlines()
-    records = [json.loads(line) for line in lines]
-    assert records and all(r["severity"] in ("high", "critical") for r in records)
-    assert records[0]["rule_id"] == "notify-command" and "%COMSPEC% /c calc" in records[0]["explanation"]
-    rows = list(csv.DictReader(io.StringIO(runner.invoke(scan_command, ["-f", "csv", str(evil_blob)]).output)))
-    assert rows and rows[0]["severity"] == "critical" and "T1197" in rows[0]["attack"]
+    table = runner.invoke(scan_command, [str(store)])
+    assert table.exit_code == 0
+    lines = table.output.splitlines()
+    assert lines[0].split()[:3] == ["SEVERITY", "CONF", "HOST"] and len(lines) == 4       # header + one per job
+    assert any(line.startswith("high") and "independent suspicious facts" in line for line in lines)
+    assert any(line.startswith("info") and "MozillaUpdate" in line for line in lines)
+    assert "\\x0a" in table.output and "\x1b" not in table.output                # a name cannot forge a line
+    records = [json.loads(x) for x in runner.invoke(scan_command, ["-f", "jsonl", str(store)]).output.splitlines()]
+    assert len(records) == 3 and {r["record_type"] for r in records} == {"verdict"}
+    bad = next(r for r in records if r["subject"]["job_name"] == "bits")
+    assert bad["severity"] == "high" and bad["confidence"] == "high" and bad["as_of"]
+    assert {h["rule_id"] for h in bad["hits"]} >= {"tool-creator", "remote-ip-host", "payload-drop"}
+    assert bad["subject"]["provenance"]["table"] == "Jobs" and bad["reasons"][0]["source"].startswith("combine:")
+    ok = next(r for r in records if r["subject"]["job_name"].startswith("Mozilla"))
+    assert ok["allowlist"]["entry"] == "Mozilla Firefox / Thunderbird update" and ok["severity"] == "info"
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(scan_command, ["-f", "csv", str(store)]).output)))
+    assert len(rows) == 3 and {r["severity"] for r in rows} == {"info", "high"}
+    assert all(r["source_path"] == str(store) for r in rows)
 
 
-def test_scan_bad_inputs_and_bad_rules(tmp_path, evil_blob):
+def test_min_severity_and_fail_on_use_the_verdict(store):
     runner = CliRunner()
+    shown = runner.invoke(scan_command, ["-f", "jsonl", "--min-severity", "high", str(store)]).output.splitlines()
+    assert [json.loads(x)["severity"] for x in shown] == ["high", "high"]
+    assert runner.invoke(scan_command, ["--fail-on", "high", str(store)]).exit_code == 3
+    assert runner.invoke(scan_command, ["--fail-on", "critical", str(store)]).exit_code == 0
+
+
+def test_scan_raw_blob_and_bad_inputs(tmp_path, evil_blob):
+    runner = CliRunner()
+    result = runner.invoke(scan_command, ["-f", "jsonl", str(evil_blob)])
+    assert result.exit_code == 0 and json.loads(result.output)["severity"] == "critical"
     missing = tmp_path / "nope.db"
     result = runner.invoke(scan_command, [str(missing), str(evil_blob)])
-    assert result.exit_code == 1 and "notify-command" in result.output
+    assert result.exit_code == 1 and "critical" in result.output and f"{missing}" in result.output
     assert runner.invoke(scan_command, ["--fail-on", "low", str(missing), str(evil_blob)]).exit_code == 3
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [\n")
@@ -71,11 +111,59 @@ def test_scan_bad_inputs_and_bad_rules(tmp_path, evil_blob):
     assert result.exit_code == 2 and "invalid YAML" in result.output
 
 
+def test_allowlist_option_adds_site_entries_and_rejects_bad_ones(tmp_path, store):
+    runner = CliRunner()
+    site = tmp_path / "site.yaml"
+    site.write_text("allowlist:\n  - name: Our deployment tool\n    source: internal packaging standard\n"
+                    "    creator: ['c:\\windows\\system32\\bitsadmin.exe']\n    owner: [system]\n"
+                    "    hosts: ['203.0.113.9']\n    destinations: ['c:\\users\\public\\*']\n")
+    result = runner.invoke(scan_command, ["-f", "jsonl", "--allowlist", str(site), str(store)])
+    verdicts = {json.loads(x)["subject"]["job_name"]: json.loads(x) for x in result.output.splitlines()}
+    assert verdicts["bits"]["allowlist"]["entry"] == "Our deployment tool"
+    assert verdicts["bits"]["severity"] == "info" and "tool-creator" in verdicts["bits"]["allowlist"]["lowered"]
+    broad = tmp_path / "broad.yaml"
+    broad.write_text("allowlist:\n  - name: Too broad\n    source: s\n    creator: ['c:\\program files\\x\\x.exe']\n"
+                     "    owner: [user]\n    hosts: ['*.googleapis.com']\n"
+                     "    destinations: ['c:\\program files\\x\\*']\n")
+    result = runner.invoke(scan_command, ["--allowlist", str(broad), str(store)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("bitsdb: error:")]
+    assert len(error) == 1 and str(broad) in error[0] and "anyone's content" in error[0]
+
+
+def test_as_of_option(store):
+    runner = CliRunner()
+    result = runner.invoke(scan_command, ["-f", "jsonl", "--as-of", "2024-01-01T00:00:00+01:00", str(store)])
+    assert result.exit_code == 0
+    assert {json.loads(x)["as_of"] for x in result.output.splitlines()} == {"2023-12-31T23:00:00.0000000+00:00"}
+    result = runner.invoke(scan_command, ["--as-of", "last tuesday", str(store)])
+    assert result.exit_code == 2 and "--as-of" in result.output and "ISO 8601" in result.output
+
+
+def test_rules_explain(store, tmp_path):
+    runner = CliRunner()
+    from bitsdb.rules.corpus import _guid
+
+    job_id = _guid("cli-bad", 0)
+    result = runner.invoke(rules_group, ["explain", "--job", job_id[:8], str(store)])
+    assert result.exit_code == 0
+    text = result.output
+    assert f"job {job_id} 'bits'" in text and "the newest time in this store" in text
+    assert "tool-creator [origin]: FIRED medium" in text and "creator_name in [bitsadmin.exe" in text
+    assert "recovered-notify [history]: not fired" in text
+    assert "APPLIED independent-facts -> high" in text and "verdict: high (confidence high)" in text
+    assert "no    Windows Update / WSUS [machine]" in text
+    hostile = runner.invoke(rules_group, ["explain", "--job", _guid("cli-ctl", 0)[:8], str(store)])
+    assert hostile.exit_code == 0 and "\x1b" not in hostile.output and "verdict: high" in hostile.output
+    missing = runner.invoke(rules_group, ["explain", "--job", "ffffffff", str(store)])
+    assert missing.exit_code == 1 and "no job with an id starting 'ffffffff'" in missing.output
+
+
 def test_scan_real_sample_nothing_above_low():
     if not REAL.exists():
         pytest.skip(f"real sample {REAL} not available")
     runner = CliRunner()
-    assert runner.invoke(scan_command, ["--fail-on", "medium", str(REAL)]).exit_code == 0
+    assert runner.invoke(scan_command, ["--fail-on", "medium", "--recover", str(REAL)]).exit_code == 0
     result = runner.invoke(scan_command, ["-f", "jsonl", str(REAL)])
     assert result.exit_code == 0
     assert [json.loads(x)["severity"] for x in result.output.splitlines()] == ["info"]

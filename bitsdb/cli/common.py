@@ -129,7 +129,8 @@ def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None
 
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
-                     progress: bool | None = None, scheduler: str | None = None) -> Iterator:
+                     progress: bool | None = None, scheduler: str | None = None,
+                     side: dict | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
     disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
     import time
@@ -146,7 +147,7 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
     except PoolError as exc:
         click.echo(f"bitsdb: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    yield from _items(itertools.chain([first] if first is not None else [], batch), run, items)
+    yield from _items(itertools.chain([first] if first is not None else [], batch), run, items, side)
     chatty = progress if progress is not None else sys.stderr.isatty()
     if run.failures or events or (chatty and len(items) > 1):
         report = BatchReport(items=items, jobs=workers[0] if workers else 1, seconds=time.perf_counter() - started,
@@ -154,8 +155,9 @@ def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False,
         click.echo(report.summary(), err=True)
 
 
-def _items(batch, run: Run, items: list) -> Iterator:
-    """Report each item's problems and hand on its results (then drop them: the summary needs counts)."""
+def _items(batch, run: Run, items: list, side: dict | None = None) -> Iterator:
+    """Report each item's problems and hand on its results (then drop them: the summary needs counts);
+    event logs and service facts go into `side` for the join."""
     for item in batch:
         for warning in item.warnings:
             click.echo(f"bitsdb: warning: {warning}", err=True)
@@ -165,20 +167,63 @@ def _items(batch, run: Run, items: list) -> Iterator:
             if result.damaged:
                 run.damaged += 1            # partial records: warnings only, yet the input is damaged
             yield result.path, result
+        if side is not None:
+            side.setdefault("logs", []).extend(item.logs)
+            side.setdefault("services", []).extend(item.services)
+        item.logs = []
         for failure in item.failures:
             run.fail_line(failure)
         item.results = []            # written: the summary only needs the counts
         items.append(item)
 
 
+def read_picture(paths: tuple[str, ...], run: Run, **options):
+    """(store results, Picture): everything read, database jobs joined to the event logs and process
+    evidence (bitsdb.history), in a fixed order."""
+    side: dict = {}
+    results = list(readable_results(paths, run, side=side, **options))
+    if not side.get("logs") and not side.get("services"):
+        return results, None           # database files only: the join machinery is not even imported
+    from ..history import join
+
+    picture = join((job for _, result in results for job in result.jobs), side["logs"], side["services"])
+    return results, picture
+
+
+#: The section of the output that holds what the event logs and hives add.
+LOG_SECTION = "event logs and registry hives"
+
+
 def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
     """Read every input into `writer`; problems are counted, never fatal."""
-    for item, result in readable_results(paths, run, **options):
+    results, picture = read_picture(paths, run, **options)
+    for item, result in results:
         writer.begin_source(item, result.kind, len(result.jobs), len(result.orphan_files))
         for job in result.jobs:
             writer.write_job(job)
         for jf in result.orphan_files:
             writer.write_orphan(jf)
+    if picture is not None:
+        writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
+        for job in picture.log_jobs:
+            writer.write_job(job)
+        for record_type, record in picture_records(picture):
+            writer.write_record(record_type, record, writer.findings_of_record(record_type, record))
+
+
+def picture_records(picture) -> Iterator[tuple[str, object]]:
+    """The records that are not jobs, in a fixed order: service configurations, what the logs of each host
+    cover, processes, log events."""
+    if picture is None:
+        return
+    for service in picture.services:
+        yield "service", service
+    for entry in picture.coverage:
+        yield "log_coverage", entry
+    for process in picture.processes:
+        yield "process", process
+    for event in picture.log_events:
+        yield "log_event", event
 
 
 def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: bool, *, timeline: bool,

@@ -1,13 +1,14 @@
-"""`bitsdb scan`: run the detection rules over every job and print the findings."""
+"""`bitsdb scan`: one verdict per job (severity, confidence, ordered reasons, rule hits)."""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 import click
 
 from ..output.findings import FINDING_FORMATS
-from ..rules.engine import SEVERITIES, SEVERITY_RANK
+from ..rules.verdict import SEVERITIES, SEVERITY_RANK
 from .common import (
     DEBUG,
     EXIT_FINDINGS,
@@ -20,66 +21,92 @@ from .common import (
     SCHEDULER,
     Run,
     close_output,
-    load_rules_or_exit,
     open_output,
-    readable_results,
+    picture_records,
+    read_picture,
 )
+from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
 
 @click.command("scan")
 @PATHS
 @RULES
+@ALLOWLIST
+@AS_OF
 @click.option("-f", "--format", "fmt", type=click.Choice(FINDING_FORMATS), default="table",
               show_default=True, help="Output format.")
 @OUTPUT
 @click.option("--min-severity", type=click.Choice(SEVERITIES), default="info", show_default=True,
-              help="Show only findings at or above this severity.")
+              help="Show only jobs whose verdict is at or above this severity.")
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
-              help="Exit with status 3 when a finding at or above this severity exists.")
+              help="Exit with status 3 when a job's verdict is at or above this severity.")
 @click.option("--recover", is_flag=True,
-              help="Also scan deleted and historical job versions carved from the store.")
+              help="Also judge deleted and historical job versions carved from the store.")
 @JOBS
 @PROGRESS
 @SCHEDULER
 @DEBUG
-def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], fmt: str, output: str | None,
-            min_severity: str, fail_on: str | None, recover: bool, jobs: int | None, progress: bool | None,
-            scheduler: str | None, debug: bool) -> None:
-    """Run the detection rules over every job in PATHS and print the findings.
+def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths: tuple[str, ...],
+            as_of: int | None, fmt: str, output: str | None, min_severity: str, fail_on: str | None,
+            recover: bool, jobs: int | None, progress: bool | None, scheduler: str | None, debug: bool) -> None:
+    """Judge every job in PATHS, and what the event logs and hives beside it show, one verdict each.
 
     \b
-    Each finding names the rule, severity (info < low < medium < high < critical), the
-    ATT&CK techniques, the evidence (field = value) and the job (id + provenance).
+    A verdict has a severity (info < low < medium < high < critical), a confidence (high,
+    or lower when the record is damaged, legacy or lacks its file records), its reasons in
+    order and the rule hits behind them. table: one line per job with its top reasons;
+    jsonl: everything, one object per job; csv: one row per job.
     Exit status: 0 ok; 1 an input could not be read (the others are still scanned);
-    2 usage error or a rule file that does not load; 3 --fail-on was given and a
-    finding at or above that severity exists (3 wins over 1).
+    2 usage error or a rule / allow-list file that does not load; 3 --fail-on was given
+    and a verdict at or above that severity exists (3 wins over 1).
     """
-    from ..output.findings import FindingWriter
+    from ..output.findings import VerdictWriter
 
-    ruleset = load_rules_or_exit(rule_paths)
+    ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
     stream = open_output(output, paths)
-    writer = FindingWriter(stream, fmt)
+    writer = VerdictWriter(stream, fmt)
     threshold = SEVERITY_RANK[min_severity]
     worst = -1
-    job_count = shown = total = 0
+    counts: Counter[str] = Counter()
+    shown = 0
     try:
-        for _, result in readable_results(paths, run, recover=recover, jobs=jobs, progress=progress,
-                                             scheduler=scheduler):
-            for job in result.jobs:
-                job_count += 1
-                for finding in ruleset.evaluate(job):
-                    total += 1
-                    rank = SEVERITY_RANK[finding.severity]
-                    worst = max(worst, rank)
-                    if rank >= threshold:
-                        shown += 1
-                        writer.write(finding)
+        results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                        scheduler=scheduler)
+        for verdict in judge(ruleset, results, picture, as_of):
+            counts[verdict.severity] += 1
+            rank = SEVERITY_RANK[verdict.severity]
+            worst = max(worst, rank)
+            if rank >= threshold:
+                shown += 1
+                writer.write(verdict)
     finally:
         close_output(stream)
     if sys.stderr.isatty():
-        click.echo(f"bitsdb: {job_count} job(s), {total} finding(s), {shown} shown", err=True)
+        tally = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s])
+        click.echo(f"bitsdb: {sum(counts.values())} job(s) ({tally or 'none'}), {shown} shown", err=True)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
     if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def judge(ruleset, results, picture, as_of: int | None):
+    """Verdicts in output order: each store's jobs (counted to that store's newest time unless --as-of),
+    then log-only jobs and the records of event logs and hives (counted to the logs' newest time)."""
+    from ..rules.engine import evidence_time
+
+    for _, result in results:
+        when = as_of if as_of is not None else evidence_time(result.jobs)
+        for job in result.jobs:
+            yield ruleset.assess(job, when)
+    if picture is None:
+        return
+    when = as_of if as_of is not None else picture.latest_time()
+    for job in picture.log_jobs:
+        yield ruleset.assess(job, when)
+    for kind, record in picture_records(picture):
+        verdict = ruleset.assess_record(kind, record, when)
+        if verdict is not None:
+            yield verdict
+

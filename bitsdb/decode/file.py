@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
-from construct import Container
-
-from ..formats import file as file_fmt
 from ..formats.markers import FILE_MARKER, PROGRESS_TERMINATOR
-from ..formats.primitives import MAX_WSTR_UNITS
+from ..formats.plain import MAX_WSTR_UNITS
 from ..model import FileRange, JobFile
-from .sections import BlobError, parse_prefix, probe_for, unhex, whole_record
+from .sections import BlobError, hex_or_none, parse_prefix, parse_whole, shared, unhex
+
+if TYPE_CHECKING:
+    from construct import Container
 
 BYTES_UNKNOWN = 0xFFFFFFFFFFFFFFFF
 _U32 = struct.Struct("<I")
@@ -36,10 +37,13 @@ def file_head_span(data: bytes, offset: int = 0, stop: int | None = None) -> int
 def file_from_body(body: Container, file_id: str | None = None, layout: str = "download") -> JobFile:
     """Map a parsed FileBody (possibly a prefix of it) onto a JobFile."""
     f = JobFile(file_id=file_id, layout=layout)
-    for name in ("local_name", "remote_name", "temp_name", "bytes_transferred", "drive", "volume",
-                 "local_attributes", "remote_last_modified"):
+    for name in ("local_name", "remote_name", "temp_name", "bytes_transferred", "local_attributes",
+                 "remote_last_modified"):
         if name in body:
             setattr(f, name, body[name])
+    for name in ("drive", "volume"):
+        if name in body:
+            setattr(f, name, shared(body[name]))
     if "bytes_total" in body:
         f.bytes_total = -1 if body.bytes_total == BYTES_UNKNOWN else body.bytes_total
     if "ranges" in body:
@@ -51,9 +55,9 @@ def file_from_body(body: Container, file_id: str | None = None, layout: str = "d
     return f
 
 
-#: A well-formed download blob between its two markers, parsed in one go (the common case).
-FILE_SECTIONS = (("body", file_fmt.FileBody), ("progress_a", file_fmt.ProgressA),
-                  ("progress_b", file_fmt.ProgressB))
+#: A well-formed download blob between its two markers, parsed in one go (the common case):
+#: formats.file.ESE_FILE_SECTIONS, by the key of its generated parser.
+FILE_SECTIONS = "ese_file"
 
 
 def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str | None = None) -> JobFile:
@@ -62,13 +66,25 @@ def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str |
     if len(data) < 20:
         raise BlobError(f"{len(data)} bytes is too short for a file record")
     if layout_hint != "upload" and data[:16] == FILE_MARKER:
-        whole = probe_for(whole_record(FILE_SECTIONS)).parse_fast(data[16:])
-        if whole is not None and data[16 + whole.end:] == FILE_MARKER:
-            body = whole.value.body
-            if body.local_name or body.remote_name:
+        whole = parse_whole(FILE_SECTIONS, data, 16)
+        if whole is not None and data[whole[1]:] == FILE_MARKER:
+            body = whole[0]["body"]
+            if body["local_name"] or body["remote_name"]:
                 f = file_from_body(body, file_id, "download")
-                _apply_progress(f, whole.value.progress_a, whole.value.progress_b)
+                _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
                 return f
+    if layout_hint == "upload" or data[:16] != FILE_MARKER:     # where the walk below tries upload first
+        whole = parse_whole(FILE_SECTIONS, data, 24)
+        if whole is not None and data[whole[1]:] == FILE_MARKER:
+            body = whole[0]["body"]
+            if body["local_name"] or body["remote_name"]:
+                f = file_from_body(body, file_id, "upload")
+                (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)
+                f.unknown["upload_marker"] = data[:16].hex()
+                _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
+                return f
+    from ..formats import file as file_fmt
+
     layouts = ["upload", "download"] if layout_hint == "upload" else ["download", "upload"]
     first_error = None
     for layout in layouts:
@@ -96,6 +112,8 @@ def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str |
 
 
 def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:
+    from ..formats import file as file_fmt
+
     a, end_a, error_a = parse_prefix(file_fmt.ProgressA, data, offset)
     b, end_b, error_b = (None, end_a, None)
     if error_a is None:
@@ -117,14 +135,16 @@ def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:
 def _apply_progress(f: JobFile, a: Container, b: Container) -> None:
     f.progress_complete = a["complete"]
     f.progress_bytes_done = a["bytes_done"]
-    f.unknown.update(progress_a_unk16=bytes(a["unk_a16"]).hex(), progress_a_unk8=a["unk_a8"],
-                     progress_b_unk0=b["unk_b0"], progress_b_unk6=bytes(b["unk_b6"]).hex(),
-                     progress_b_unk12=bytes(b["unk_b12"]).hex(),
+    f.unknown.update(progress_a_unk16=hex_or_none(a["unk_a16"]), progress_a_unk8=a["unk_a8"],
+                     progress_b_unk0=b["unk_b0"], progress_b_unk6=hex_or_none(b["unk_b6"]),
+                     progress_b_unk12=hex_or_none(b["unk_b12"]),
                      progress_b_entries=[[e["bytes_done"], e["unk"]] for e in b["entries"]])
 
 
 def encode_file(f: JobFile) -> bytes:
     """Build a Files.Blob (download layout; upload layout per dissect's description)."""
+    from ..formats import file as file_fmt
+
     u = f.unknown
     total = BYTES_UNKNOWN if f.bytes_total in (None, -1) else f.bytes_total
     transferred = f.bytes_transferred or 0

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import struct
 import uuid
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Container
-
-from ..formats import job as job_fmt
 from ..formats.markers import ALL_JOB_MARKERS, DEFAULT_JOB_MARKER, DPAPI_PROVIDER, marker_label
-from ..formats.primitives import MAX_WSTR_UNITS, guid_text
+from ..formats.plain import MAX_WSTR_UNITS, guid_text
 from ..model import (
     WELL_KNOWN_SIDS,
     CustomHeaders,
@@ -27,8 +24,11 @@ from ..model import (
     Timer,
     enum_or_int,
 )
-from .sections import BlobError, SectionWalk, hex_or_none, unhex, walk_sections
+from .sections import BlobError, SectionWalk, hex_or_none, shared, unhex, walk_sections
 from .security import build_security_descriptor, decode_security
+
+if TYPE_CHECKING:
+    from construct import Container
 
 TIMER_SLOTS = ("no_progress", "error", "retry")
 
@@ -106,7 +106,7 @@ def job_head_problems(job: Job) -> list[str]:
     return problems
 
 
-def decode_job_blob(data: bytes, sections: Sequence[tuple[str, Any]] = job_fmt.ESE_JOB_SECTIONS,
+def decode_job_blob(data: bytes, sections: Sequence[tuple[str, Any]] | str = "ese_job",
                     *, require_known_marker: bool = False) -> Job:
     """Decode a job record (ESE blob by default; legacy readers pass their own sections)."""
     data = bytes(data)
@@ -181,7 +181,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
         for name in ("display_name", "description", "notify_program", "notify_parameters", "owner_sid",
                      "notify_flags"):
             if name in strings:
-                setattr(job, name, strings[name])
+                setattr(job, name, shared(strings[name]) if name == "owner_sid" else strings[name])
         if job.owner_sid is not None:
             job.owner_name = WELL_KNOWN_SIDS.get(job.owner_sid)
     owner = parsed.get("owner")
@@ -207,7 +207,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
         if "unk6" in counters:
             unknown["unk6"] = hex_or_none(counters.unk6)
     timers = parsed.get("timers")
-    if timers is not None and not isinstance(timers, Container):
+    if timers is not None and not isinstance(timers, dict):
         job.timers = [Timer(slot=slot, start=t.window.start, end=t.window.end)
                       for slot, t in zip(TIMER_SLOTS, timers) if t.present]
     network = parsed.get("network")
@@ -243,15 +243,79 @@ def _apply_network(job: Job, network: Container, unknown: dict[str, Any]) -> Non
 def _apply_trailer(job: Job, trailer: Container, unknown: dict[str, Any]) -> None:
     job.cost_flags = trailer.get("cost_flags")
     job.network_guid = trailer.get("net_a_guid")
-    job.creator_image = trailer.get("creator_image")
-    job.http_method = trailer.get("http_method")
-    job.aux_string = trailer.get("aux_string")
+    job.creator_image = shared(trailer.get("creator_image"))
+    job.http_method = shared(trailer.get("http_method"))
+    job.aux_string = shared(trailer.get("aux_string"))
     for name in ("unk_c0", "unk_c1", "net_a_flag", "net_b_flag", "unk_e1"):
         unknown[name] = trailer.get(name)
+    optional = trailer.get("optional_fields")
+    if optional:
+        unknown["optional_fields"] = _apply_optional_fields(job, optional)
     for name in ("zeros42", "zeros21", "unk_d16", "unk_e3"):
         unknown[name] = hex_or_none(trailer.get(name))
     if trailer.get("net_b_guid") is not None and trailer.net_b_guid != trailer.get("net_a_guid"):
         unknown["net_b_guid"] = trailer.net_b_guid
+
+
+#: The optional trailer fields (§5.10.1) whose meaning is known, by position: the model field
+#: that holds a text value found there.
+NAMED_OPTIONAL_FIELDS = ("package_family_name", "application_id")
+
+
+def _apply_optional_fields(job: Job, fields: Sequence[Container]) -> list[Any]:
+    """Known optional fields onto the job; returns the layout that rebuilds all of them: per
+    field, the model field's name (text at a known position), None (absent, flag 0), a number
+    (flag 1 + u32), {"text": ...} (text at another position) or {"hex": ...} (bytes not understood)."""
+    layout: list[Any] = []
+    for index, field in enumerate(fields):
+        kind, value = field["kind"], field["value"]
+        if kind == "text" and index < len(NAMED_OPTIONAL_FIELDS):
+            setattr(job, NAMED_OPTIONAL_FIELDS[index], value)
+            layout.append(NAMED_OPTIONAL_FIELDS[index])
+        elif kind == "text":
+            layout.append({"text": value})
+        elif kind == "absent":
+            layout.append(None)
+        elif kind == "u32":
+            layout.append(value)
+        else:
+            layout.append({"hex": bytes(value).hex()})
+    return layout
+
+
+#: Layout written for a job with package identity but no recorded layout: as the one real record.
+DEFAULT_OPTIONAL_LAYOUT = ("package_family_name", "application_id", 0x25)
+
+
+def optional_fields_to_sections(job: Job, layout: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """The inverse of _apply_optional_fields (ValueError when the layout cannot hold the job's values)."""
+    if layout is None:
+        if job.package_family_name is None and job.application_id is None:
+            return []
+        layout = DEFAULT_OPTIONAL_LAYOUT
+    fields = []
+    for index, item in enumerate(layout):
+        if item in NAMED_OPTIONAL_FIELDS:
+            if NAMED_OPTIONAL_FIELDS.index(item) != index:
+                raise ValueError(f"unknown.optional_fields[{index}]: {item} belongs at position "
+                                 f"{NAMED_OPTIONAL_FIELDS.index(item)}")
+            value = getattr(job, item)
+            fields.append(dict(kind="absent", value=None) if value is None else dict(kind="text", value=value))
+        elif item is None:
+            fields.append(dict(kind="absent", value=None))
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < 1 << 32:
+            fields.append(dict(kind="u32", value=item))
+        elif isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str):
+            fields.append(dict(kind="text", value=item["text"]))
+        elif isinstance(item, dict) and set(item) == {"hex"}:
+            fields.append(dict(kind="raw", value=unhex(item["hex"], 0)))
+        else:
+            raise ValueError(f"unknown.optional_fields[{index}]: {item!r} is not a field name, null, a u32, "
+                             "{text: ...} or {hex: ...}")
+    for index, name in enumerate(NAMED_OPTIONAL_FIELDS):
+        if getattr(job, name) is not None and (index >= len(layout) or layout[index] != name):
+            raise ValueError(f"{name} is set but unknown.optional_fields has no place for it at position {index}")
+    return fields
 
 
 def decode_error(record: Container) -> JobError:
@@ -303,6 +367,7 @@ def job_to_sections(job: Job) -> dict[str, Any]:
         timers.append(dict(present=1, window=dict(start=timer.start, end=timer.end)) if timer
                       else dict(present=0, window=None))
     headers = job.custom_headers
+    optional = optional_fields_to_sections(job, job.unknown.get("optional_fields"))
     return dict(
         header=dict(marker=marker, unk_10=unknown["unk_10"], priority=int(job.priority or 0),
                     state=state, type=int(job.type or 0), job_id=job.job_id),
@@ -339,7 +404,8 @@ def job_to_sections(job: Job) -> dict[str, Any]:
             cost_flags=0x80000067 if job.cost_flags is None else job.cost_flags,
             zeros42=unhex(unknown["zeros42"], 42), net_a_flag=unknown["net_a_flag"],
             net_a_guid=job.network_guid or "00000000-0000-0000-0000-000000000000",
-            net_b_flag=unknown["net_b_flag"],
+            net_b_flag=unknown["net_b_flag"] if "net_b_flag" in job.unknown else int(not optional),
+            optional_fields=optional,
             net_b_guid=unknown["net_b_guid"] or job.network_guid or "00000000-0000-0000-0000-000000000000",
             zeros21=unhex(unknown["zeros21"], 21), creator_image=job.creator_image or "",
             unk_d16=unhex(unknown["unk_d16"], 16), http_method=job.http_method or "GET",
@@ -356,6 +422,8 @@ def _error_to_record(error: JobError) -> dict[str, Any]:
 
 def encode_job(job: Job) -> bytes:
     """Build an ESE job blob from a Job (footer = header marker; outer marker and extra restored)."""
+    from ..formats import job as job_fmt
+
     sections = job_to_sections(job)
     body = job_fmt.EseJobBlob.build(dict(sections, footer=sections["header"]["marker"]))
     if job.outer_marker:

@@ -8,11 +8,12 @@ record is marked partial with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Container, ConstructError, Struct, Tell
+from ..formats import fastparse
 
-from ..formats import job as job_fmt
+if TYPE_CHECKING:
+    from construct import Container
 
 FILETIME_1990 = 125911584000000000
 FILETIME_2100 = 159029568000000000
@@ -36,8 +37,56 @@ class SectionWalk:
     failure: str | None = None
 
 
+#: The generated parsers (formats.fastparse) answer first for the records they cover; tests
+#: turn this off to compare them with construct.
+USE_GENERATED = True
+
+
+def section_list(sections: Any) -> Sequence[tuple[str, Any]]:
+    """The (name, schema) sections a key names ("ese_job", "ese_file"), or `sections` itself."""
+    if sections == "ese_job":
+        from ..formats import job as job_fmt
+
+        return job_fmt.ESE_JOB_SECTIONS
+    if sections == "ese_file":
+        from ..formats import file as file_fmt
+
+        return file_fmt.ESE_FILE_SECTIONS
+    return sections
+
+
+def parse_generated(sections: Any, data: bytes, offset: int) -> tuple[dict[str, Any], int] | None:
+    """All `sections` parsed by their generated parser, when they have one and it vouches for the
+    bytes; else None (construct decides)."""
+    name = sections if isinstance(sections, str) else getattr(sections, "name", None)
+    parser = getattr(fastparse, f"parse_sections_{name}", None) if name and USE_GENERATED else None
+    if parser is None:
+        return None
+    try:
+        return parser(data, offset)
+    except Exception:               # FastParseMiss, a short read, anything: the reference parse decides
+        return None
+
+
+def parse_whole(sections: Any, data: bytes, offset: int) -> tuple[dict[str, Any], int] | None:
+    """All sections in one parse when the record is well formed: generated parser, else
+    construct's compiled one once it exists; None when only the section walk can tell."""
+    fast = parse_generated(sections, data, offset)
+    if fast is not None:
+        return fast
+    sections = section_list(sections)
+    probe = probe_for(whole_record(sections)).parse_fast(data[offset:] if offset else data)
+    if probe is None:
+        return None
+    return {name: probe.value[name] for name, _ in sections}, offset + probe.end
+
+
 def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | None, int, str | None]:
     """Parse `schema` at `offset`; on failure keep the longest prefix of its fields that parses."""
+    from construct import Container, ConstructError, Struct
+
+    from ..formats import job as job_fmt
+
     probe = probe_for(schema)
     chunk = data[offset:] if offset else data
     fast = probe.parse_fast(chunk)
@@ -51,9 +100,14 @@ def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | Non
     if not isinstance(schema, Struct):
         return None, offset, error
     best: tuple[Container | None, int] = (None, offset)
-    for count in range(1, len(schema.subcons)):
+    for count in range(1, len(schema.subcons) + 1):
         try:
             parsed = _prefix_probe(schema, count).parse(chunk)
+        except job_fmt.OptionalFieldsCut as cut:    # keeps the optional fields read before the cut
+            value = Container(best[0] or {})
+            value[schema.subcons[count - 1].name] = cut.fields
+            best = (value, offset + cut.stream_end)
+            break
         except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
             break
         best = (parsed.value, offset + parsed.end)
@@ -66,6 +120,8 @@ _PREFIXES: dict[tuple[int, int], tuple[Any, Probe]] = {}
 def _prefix_probe(schema: Struct, count: int) -> Probe:
     """The first `count` fields of `schema`, built once: building a Struct per failed record made
     resync over hostile bytes cost milliseconds per hit."""
+    from construct import Struct
+
     key = (id(schema), count)
     cached = _PREFIXES.get(key)
     if cached is None or cached[0] is not schema:
@@ -132,6 +188,8 @@ class Probe:
     __slots__ = ("value_schema", "interpreted", "compiled", "uses")
 
     def __init__(self, schema: Any) -> None:
+        from construct import Struct, Tell
+
         self.value_schema = schema
         self.interpreted = Struct("value" / schema, "end" / Tell)
         self.compiled: Any = None          # None: not yet; False: does not compile
@@ -187,10 +245,12 @@ def describe_error(exc: Exception) -> str:
     return text[:200]
 
 
-WHOLE_RECORDS: dict[tuple, Struct] = {}
+WHOLE_RECORDS: dict[tuple, Any] = {}
 
 
-def whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
+def whole_record(sections: Sequence[tuple[str, Any]]) -> Any:
+    from construct import Struct
+
     key = tuple(id(schema) for _, schema in sections)
     whole = WHOLE_RECORDS.get(key)
     if whole is None:
@@ -200,18 +260,24 @@ def whole_record(sections: Sequence[tuple[str, Any]]) -> Struct:
     return whole
 
 
-def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]]) -> SectionWalk:
+def walk_sections(data: bytes, offset: int, sections: Any) -> SectionWalk:
     """Parse named sections one after the other; stop at the first that fails.
 
-    Well-formed records take one parse of all sections (the common case, twice as fast);
-    anything else is walked section by section to keep what validates.
+    `sections` is a list of (name, schema) or a key of one ("ese_job"). Well-formed records
+    take one parse of all sections (generated code when the list has it: the common case);
+    anything else is walked section by section with construct to keep what validates.
     """
+    fast = parse_generated(sections, data, offset)
+    if fast is not None and _errors_fit(fast[0]):
+        return SectionWalk(parsed=dict(fast[0]), end=fast[1])
+    from construct import ConstructError
+
+    sections = section_list(sections)
     whole = probe_for(whole_record(sections))
     chunk = data[offset:] if offset else data
     try:
         probe = whole.parse_fast(chunk) or whole.parse(chunk)
-        errors = probe.value.get("errors")
-        if errors is None or errors.count == 0 or plausible_times(probe.value.get("counters")):
+        if _errors_fit(probe.value):
             return SectionWalk(parsed={name: probe.value[name] for name, _ in sections}, end=offset + probe.end)
     except (ConstructError, UnicodeDecodeError, OverflowError, ValueError):
         pass
@@ -232,8 +298,19 @@ def walk_sections(data: bytes, offset: int, sections: Sequence[tuple[str, Any]])
     return walk
 
 
+def _errors_fit(parsed: Any) -> bool:
+    """A whole-record parse holds when it read no error record, or the times after them are plausible
+    (else the 25-byte error form may be the right one: the walk decides)."""
+    errors = parsed.get("errors")
+    return errors is None or errors.count == 0 or plausible_times(parsed.get("counters"))
+
+
 def _choose_error_form(data: bytes, offset: int, following: Sequence[tuple[str, Any]]) -> Any:
     """21-byte records (verified) unless only the 25-byte form leaves plausible times after it."""
+    from construct import ConstructError
+
+    from ..formats import job as job_fmt
+
     counters = dict(following).get("counters", job_fmt.JobCounters)
     for form in (job_fmt.ErrorSection21, job_fmt.ErrorSection25):
         try:
@@ -255,7 +332,35 @@ def plausible_times(counters: Container | None) -> bool:
 
 
 def hex_or_none(value: bytes | None) -> str | None:
-    return None if value is None else bytes(value).hex()
+    """Hex text of unknown bytes; the same value gives the same str object (records repeat their
+    constant fields, e.g. 42 zero bytes, and a large store keeps every record in memory)."""
+    if value is None:
+        return None
+    text = _HEX_TEXTS.get(value)
+    if text is None:
+        if len(_HEX_TEXTS) >= 4096:
+            _HEX_TEXTS.clear()
+        text = _HEX_TEXTS[value] = bytes(value).hex()
+    return text
+
+
+_HEX_TEXTS: dict[bytes, str] = {}
+
+
+def shared(text: Any) -> Any:
+    """One str object per value for fields that repeat across records (owner, creator, drive,
+    volume): a large store keeps every record in memory."""
+    if text.__class__ is not str:
+        return text
+    found = _SHARED_TEXTS.get(text)
+    if found is None:
+        if len(_SHARED_TEXTS) >= 4096:
+            _SHARED_TEXTS.clear()
+        found = _SHARED_TEXTS[text] = text
+    return found
+
+
+_SHARED_TEXTS: dict[str, str] = {}
 
 
 def unhex(value: Any, size: int) -> bytes:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Container, ConstructError
-
-from ..formats.primitives import Acl, BinarySid, SecurityDescriptorHeader
+from ..formats import fastparse
 from ..model import INTEGRITY_LEVELS, WELL_KNOWN_SIDS, Ace, SecurityInfo
+from . import sections
 from .sections import describe_error
+
+if TYPE_CHECKING:
+    from construct import Container
 
 ACE_TYPE_NAMES = {0x00: "ACCESS_ALLOWED", 0x01: "ACCESS_DENIED", 0x02: "SYSTEM_AUDIT",
                   0x11: "SYSTEM_MANDATORY_LABEL"}
@@ -28,11 +30,11 @@ def decode_security(owner: Container) -> SecurityInfo:
         return info
     decoded = _DESCRIPTORS.get(raw)
     if decoded is None:
-        decoded = _decode_descriptor(raw)
+        decoded = (raw, *_decode_descriptor(raw))
         if len(_DESCRIPTORS) >= _MAX_DESCRIPTORS:
             _DESCRIPTORS.clear()
         _DESCRIPTORS[raw] = decoded
-    fields, dacl, sacl = decoded
+    info.raw, fields, dacl, sacl = decoded       # one bytes object for the jobs that share a descriptor
     for name, value in fields.items():
         setattr(info, name, value)
     # Fresh Ace objects for every job: readers set `sid_name` on them (evidence name resolution).
@@ -42,28 +44,60 @@ def decode_security(owner: Container) -> SecurityInfo:
 
 
 #: Decoded descriptors by their bytes: jobs of one owner carry the same descriptor.
-_DESCRIPTORS: dict[bytes, tuple[dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]] = {}
+_DESCRIPTORS: dict[bytes, tuple[bytes, dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]] = {}
 _MAX_DESCRIPTORS = 1024
 
 
 def _decode_descriptor(raw: bytes) -> tuple[dict[str, Any], tuple[tuple, ...], tuple[tuple, ...]]:
-    """SecurityInfo fields of a descriptor, and its ACEs as Ace field tuples (immutable, cacheable)."""
-    fields: dict[str, Any] = {}
-    dacl: list[Ace] = []
-    sacl: list[Ace] = []
+    """SecurityInfo fields of a descriptor, and its ACEs as Ace field tuples (immutable, cacheable).
+
+    The generated parsers (formats.fastparse) read well-formed descriptors; anything they do
+    not vouch for is read again with construct, whose error text is reported."""
+    if sections.USE_GENERATED:
+        fields: dict[str, Any] = {}
+        try:
+            return _fill_descriptor(fields, raw, _generated_part)
+        except Exception:           # FastParseMiss, a short read: construct decides, and explains
+            pass
+    from construct import ConstructError
+
+    from ..formats import primitives
+
+    def construct_part(kind: str, offset: int) -> Any:
+        return getattr(primitives, _SCHEMAS[kind]).parse(raw[offset:])
+
+    fields = {}
     try:
-        sd = SecurityDescriptorHeader.parse(raw)
-        fields["control"] = sd.control
-        fields["owner"] = BinarySid.parse(raw[sd.owner_offset:]) if sd.owner_offset else None
-        fields["group"] = BinarySid.parse(raw[sd.group_offset:]) if sd.group_offset else None
-        dacl = _aces(Acl.parse(raw[sd.dacl_offset:])) if sd.dacl_offset else []
-        sacl = _aces(Acl.parse(raw[sd.sacl_offset:])) if sd.sacl_offset else []
+        return _fill_descriptor(fields, raw, construct_part)
     except (ConstructError, ValueError, OverflowError) as exc:
         fields["decode_error"] = describe_error(exc)
-    else:
-        for ace in sacl:
-            if ace.ace_type == 0x11:
-                fields["integrity_label"] = ace.sid
+        return fields, (), ()
+
+
+#: The schema (formats.primitives) of each part of a descriptor.
+_SCHEMAS = {"header": "SecurityDescriptorHeader", "sid": "BinarySid", "acl": "Acl"}
+
+
+def _generated_part(kind: str, offset: int, raw: bytes = b"") -> Any:
+    return getattr(fastparse, _GENERATED[kind])(raw, offset)[0]
+
+
+_GENERATED = {"header": "parse_security_descriptor_header", "sid": "parse_binary_sid", "acl": "parse_acl"}
+
+
+def _fill_descriptor(fields: dict[str, Any], raw: bytes, part: Any) -> tuple[dict[str, Any], tuple, tuple]:
+    """Parse the parts with `part(kind, offset)`, filling `fields` as it goes (kept on an error)."""
+    if part is _generated_part:
+        part = (lambda kind, offset: _generated_part(kind, offset, raw))
+    sd = part("header", 0)
+    fields["control"] = sd["control"]
+    fields["owner"] = part("sid", sd["owner_offset"]) if sd["owner_offset"] else None
+    fields["group"] = part("sid", sd["group_offset"]) if sd["group_offset"] else None
+    dacl = _aces(part("acl", sd["dacl_offset"])) if sd["dacl_offset"] else []
+    sacl = _aces(part("acl", sd["sacl_offset"])) if sd["sacl_offset"] else []
+    for ace in sacl:
+        if ace.ace_type == 0x11:
+            fields["integrity_label"] = ace.sid
     return fields, tuple(dataclasses.astuple(a) for a in dacl), tuple(dataclasses.astuple(a) for a in sacl)
 
 
@@ -71,9 +105,9 @@ def _aces(acl: Container) -> list[Ace]:
     out = []
     for ace in acl.aces:
         body = ace.body
-        sid = body.sid if isinstance(body, Container) else None
+        sid = body["sid"] if isinstance(body, dict) else None
         out.append(Ace(ace_type=ace.ace_type, ace_type_name=ACE_TYPE_NAMES.get(ace.ace_type, str(ace.ace_type)),
-                       flags=ace.ace_flags, mask=body.mask if isinstance(body, Container) else None,
+                       flags=ace.ace_flags, mask=body["mask"] if isinstance(body, dict) else None,
                        sid=sid, sid_name=WELL_KNOWN_SIDS.get(sid) if sid else None))
     return out
 
@@ -81,6 +115,8 @@ def _aces(acl: Container) -> list[Ace]:
 def encode_security_descriptor(info: SecurityInfo) -> bytes:
     """The inverse of decode_security: a self-relative descriptor laid out like BITS' own (§5.4):
     SACL (padded to 1008 bytes, as Windows writes it), DACL, owner, group; nothing after."""
+    from ..formats.primitives import Acl, BinarySid, SecurityDescriptorHeader
+
 
     def acl(revision: int, aces: Sequence[Ace], pad_to: int = 0) -> bytes:
         built = []

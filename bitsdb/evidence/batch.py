@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file, role_of
+from ..sources.detect import detect_file, role_of, side_role
 from ..sources.result import SourceError, internal_error
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
@@ -25,6 +25,8 @@ ProgressCallback = Callable[[int, int, ItemResult], None]
 
 @dataclass
 class Unit:
+    """One unit of work: a Downloader group, a zip, a disk image, a loose file, or an error."""
+
     kind: str                       # group | zip | image | file | error
     evidence: str
     group: ArtefactGroup | None = None
@@ -41,7 +43,7 @@ def classify(path: str | Path) -> str:
     try:
         if path.stat().st_size == 0:
             raise SourceError("empty file")
-        if detect_file(path) is not InputKind.UNKNOWN:
+        if detect_file(path) is not InputKind.UNKNOWN or side_role(path):
             return "file"
         from .archives import is_zip
 
@@ -108,7 +110,8 @@ def _file_group(path: str) -> ArtefactGroup:
     stat = p.stat()
     group = ArtefactGroup(evidence=path, evidence_kind="file", folder=str(p.parent))
     group.artefacts.append(Artefact(evidence=path, evidence_kind="file", path_in_evidence=p.name, name=p.name,
-                                    role="store", size=stat.st_size, mtime=stat.st_mtime, local_path=path))
+                                    role=side_role(path) or "store", size=stat.st_size, mtime=stat.st_mtime,
+                                    local_path=path))
     return group
 
 
@@ -145,7 +148,7 @@ def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list
 
 def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
     """Read one unit (with carved historical records when `recover`); never raises."""
-    from .reading import read_group
+    from .reading import read_group, read_group_logs
 
     started = time.perf_counter()
     kind = unit.group.evidence_kind if unit.group else unit.kind
@@ -160,6 +163,10 @@ def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
                 results, failures = read_group(group, recover)
                 item.groups.append(group)
                 item.results.extend(results)
+                item.failures.extend(failures)
+                logs, services, failures = read_group_logs(group)
+                item.logs.extend(logs)
+                item.services.extend(services)
                 item.failures.extend(failures)
                 item.warnings.extend(group.warnings)
                 group.warnings = []
@@ -189,7 +196,6 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
     `events` receives what happened to workers (lost, tasks run again).
     """
     from .cluster import TaskRunner, open_pool
-    from .imagecarve import ImageCarving
 
     units = plan(paths)
     callback = _progress_callback(progress)
@@ -217,6 +223,8 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
             joiner = _ImageJoin(partial(deliver, index)) if carve else None
             runner.submit(run_unit, (unit, recover), partial(_unit_done, unit, joiner or partial(deliver, index)))
             if carve:
+                from .imagecarve import ImageCarving   # the carver (and construct) only when an image is carved
+
                 ImageCarving(unit.evidence, runner, joiner.carved, **_range(range_size)).start()
         for index in range(len(units)):
             while index not in ready:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 from ..sources.result import SourceError
 from .copyout import copy_out
-from .locate import HIVE_PATHS, IMAGE_DOWNLOADER_PATHS, find_in_listing, host_from_name, role_of
+from .locate import (
+    HIVE_PATHS,
+    IMAGE_DOWNLOADER_PATHS,
+    LOG_FOLDER,
+    find_in_listing,
+    host_from_name,
+    role_of,
+    wanted_log_name,
+)
 from .records import Artefact, ArtefactGroup
 
 INSTALL_HINT = "disk images need the optional extra: pip install 'bitsdb[images]' (dfvfs)"
@@ -169,6 +177,11 @@ def image_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], 
                 group.hives = dict(hives_for(partition, snapshot, fs, base, volume_dir))
                 groups.append(group)
                 found_here += 1
+        logs = _downloader_group(fs, factory, base, LOG_FOLDER, evidence, partition, snapshot, volume_dir,
+                                 seen_sha256, keep=wanted_log_name)
+        if logs is not None:
+            logs.hives = dict(hives_for(partition, snapshot, fs, base, volume_dir))
+            groups.append(logs)
         if not found_here and not _is_windows_volume(fs):
             # Not a system volume: a collection stored in a container (KAPE's VHDX output) or a data disk.
             walked, note = _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir,
@@ -249,9 +262,9 @@ def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir:
 
 
 def _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, volume_dir: Path,
-                      seen_sha256: dict) -> ArtefactGroup | None:
+                      seen_sha256: dict, keep=None) -> ArtefactGroup | None:
     """The store files and their companions (ESE logs: carved by --recover), copied out, of one
-    Downloader folder, or None."""
+    Downloader folder (or the event logs `keep` accepts of the logs folder), or None."""
     folder = _entry(fs, factory, base, parts)
     if folder is None or not folder.IsDirectory():
         return None
@@ -261,7 +274,7 @@ def _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, v
     target_dir.mkdir(parents=True, exist_ok=True)
     for entry in sorted(folder.sub_file_entries, key=lambda e: e.name.lower()):
         role = role_of(entry.name)
-        if role is None or not entry.IsFile():
+        if role is None or not entry.IsFile() or (keep is not None and not keep(entry.name)):
             continue
         target = target_dir / entry.name
         artefact = Artefact(evidence=evidence, evidence_kind="image", name=entry.name, role=role,
@@ -277,12 +290,12 @@ def _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, v
         if artefact.mtime is not None:
             os.utime(target, (artefact.mtime, artefact.mtime))
         key = (partition, group.folder.lower(), entry.name.lower())
-        if role == "store" and snapshot and seen_sha256.get(key) == artefact.sha256:
+        if role in ("store", "log") and snapshot and seen_sha256.get(key) == artefact.sha256:
             group.warnings.append(f"{artefact.display_path}: identical to the current volume's copy "
                                   f"(sha256 {artefact.sha256[:16]}…); not read twice")
             artefact.local_path = None
             target.unlink()
-        elif role == "store" and not snapshot:
+        elif role in ("store", "log") and not snapshot:
             seen_sha256[key] = artefact.sha256
         group.artefacts.append(artefact)
     return group if group.artefacts or group.errors else None

@@ -29,6 +29,20 @@ HIVE_PATHS = {
     "SYSTEM": ("Windows", "System32", "config", "SYSTEM"),
 }
 
+#: Where Windows keeps its event logs, below a volume root; only the channels that tell of BITS are taken
+#: from it (KAPE writes `/` in a channel name as `%4`). Loose .evtx files elsewhere are all read.
+LOG_FOLDER = ("Windows", "System32", "winevt", "Logs")
+EVENT_LOG_NAMES = frozenset({
+    "microsoft-windows-bits-client/operational.evtx", "microsoft-windows-sysmon/operational.evtx",
+    "security.evtx", "system.evtx", "microsoft-windows-powershell/operational.evtx", "windows powershell.evtx",
+})
+
+
+def wanted_log_name(name: str) -> bool:
+    """A log of the Windows logs folder that can tell of BITS (by channel file name)."""
+    return decoded(name).lower().replace("%4", "/") in EVENT_LOG_NAMES
+
+
 _DRIVE = re.compile(r"^(?:[a-z]|[a-z]:|\\\\[.?]\\[a-z]:)$", re.I)
 _SNAPSHOT = re.compile(r"(?:^vss(\d+)$|harddiskvolumeshadowcopy(\d+)$)", re.I)
 #: Folder names collectors put between the collection root and the drive.
@@ -142,10 +156,16 @@ def find_in_listing(paths) -> list[FoundFolder]:
                     root = tuple(decoded(p).lower() for p in parts[:-4])
                     hives_by_root.setdefault(root, {})[label] = tuple(parts)
     found = []
+    log_tail = tuple(p.lower() for p in LOG_FOLDER)
     for folder, files in by_folder.items():
         index = downloader_index(folder)
-        if index is None and not any(role == "store" for _, role in files):
+        if len(folder) >= len(log_tail) and tuple(decoded(p).lower() for p in folder[-len(log_tail):]) == log_tail:
+            files = [(name, role) for name, role in files if role != "log" or wanted_log_name(name)]
+            index = len(folder) - len(log_tail)         # the logs of a volume: host and hives as for Downloader
+        if index is None and not any(role in ("store", "log") for _, role in files):
             continue                         # stray edb.log files are not BITS evidence on their own
+        if not files:
+            continue
         files.sort(key=lambda item: item[0].lower())
         if index is not None:
             root = folder[:index]

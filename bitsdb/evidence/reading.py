@@ -8,6 +8,7 @@ from pathlib import Path
 from ..stores import read_files
 from ..sources.result import SourceError, SourceResult, internal_error
 from ..model import Location, Provenance
+from .locate import HIVE_PATHS, LOG_FOLDER, downloader_index
 from .records import Artefact, ArtefactGroup
 from .registry import hive_facts, resolve
 
@@ -99,3 +100,81 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
                 jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)
     for jf in result.orphan_files:
         jf.provenance = _evidence_provenance(jf.provenance, where(jf.provenance), group)
+
+
+def read_group_logs(group: ArtefactGroup) -> tuple[list, list, list[str]]:
+    """(LogReadResults, ServiceConfigs, failures) of the group's event logs and SYSTEM hive.
+
+    Each record's provenance names the log as the evidence names it (table = channel,
+    record_index = EventRecordID); a damaged log still gives every record that parsed.
+    """
+    logs, services, failures = [], [], []
+    if not group.event_logs and not group.hives and all(a.role != "hive" for a in group.artefacts):
+        return logs, services, failures        # a plain store file: nothing of this to load or read
+    from ..sources.events import read_log
+    from ..sources.result import sha256_of
+    from ..sources.service import hive_kind, service_config
+
+    for artefact in group.event_logs:
+        try:
+            log = read_log(artefact.local_path, display=artefact.display_path)
+            log.sha256 = artefact.sha256 = artefact.sha256 or sha256_of(artefact.local_path)
+        except SourceError as exc:
+            failures.append(f"{artefact.display_path}: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad log never stops the batch
+            failures.append(internal_error(artefact.display_path, exc))
+            continue
+        if group.evidence_kind != "file":
+            log.host, log.container = group.host, group.evidence
+            for record in [*log.events, *log.processes]:
+                record.provenance = _evidence_provenance(record.provenance, artefact, group)
+        for record in [*log.events, *log.processes]:
+            record.provenance.source_sha256 = log.sha256
+        failures.extend(f"{artefact.display_path}: {problem}" for problem in log.errors)
+        logs.append(log)
+    hives = dict(group.hives)
+    shown = {label: _hive_display(group, label, path) for label, path in hives.items()}
+    for artefact in (a for a in group.artefacts if a.role == "hive"):
+        try:
+            label = hive_kind(artefact.local_path)
+        except SourceError as exc:
+            failures.append(f"{artefact.display_path}: {exc}")
+            continue
+        if label is None:
+            failures.append(f"{artefact.display_path}: a registry hive, but neither SYSTEM nor SOFTWARE")
+            continue
+        hives[label], shown[label] = artefact.local_path, artefact.display_path
+    if hives.get("SYSTEM"):
+        try:
+            config = service_config(hives["SYSTEM"], hives.get("SOFTWARE"), display=shown)
+        except SourceError as exc:
+            failures.append(f"{shown['SYSTEM']}: {exc}")
+            config = None
+        except Exception as exc:  # noqa: BLE001
+            failures.append(internal_error(shown["SYSTEM"], exc))
+            config = None
+        if config is not None:
+            if group.evidence_kind != "file":
+                config.provenance.host, config.provenance.host_source = group.host, group.host_source
+                config.provenance.container = group.evidence
+                config.provenance.partition, config.provenance.snapshot = group.partition, group.snapshot
+            services.append(config)
+    elif any(a.role == "hive" for a in group.artefacts) and hives.get("SOFTWARE"):
+        failures.append(f"{shown['SOFTWARE']}: a SOFTWARE hive alone gives no service facts (add the SYSTEM hive)")
+    return logs, services, failures
+
+
+def _hive_display(group: ArtefactGroup, label: str, local: str) -> str:
+    """The hive as the evidence names it (its own path for folders, `item!volume/Windows/...` otherwise)."""
+    if group.evidence_kind in ("folder", "file"):
+        return local
+    parts = [p for p in group.folder.split("/") if p]
+    index = downloader_index(parts)
+    if index is None and [p.lower() for p in parts[-len(LOG_FOLDER):]] == [p.lower() for p in LOG_FOLDER]:
+        index = len(parts) - len(LOG_FOLDER)
+    root = parts[:index] if index is not None else []
+    inner = "/".join([*root, *HIVE_PATHS[label]])
+    volume = "/".join(part for part in (group.partition, group.snapshot) if part)
+    return f"{group.evidence}!{volume + '/' if volume else ''}{inner}"
+

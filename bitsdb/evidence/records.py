@@ -63,6 +63,10 @@ class ArtefactGroup:
     def companions(self) -> list[Artefact]:
         return [a for a in self.artefacts if a.role == "companion"]
 
+    @property
+    def event_logs(self) -> list[Artefact]:
+        return [a for a in self.artefacts if a.role == "log"]
+
     def sort_key(self) -> tuple:
         return (self.evidence, self.partition or "", self.snapshot or "", self.folder.lower())
 
@@ -78,6 +82,8 @@ class ItemResult:
     failures: list[str] = field(default_factory=list)    # one line each: "<where>: <reason>"
     warnings: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)      # images: every volume / snapshot store scanned
+    logs: list = field(default_factory=list)              # LogReadResult of each event log (sources.events)
+    services: list = field(default_factory=list)          # ServiceConfig of each SYSTEM hive read
     store_count: int = 0                                  # counts kept so results can be dropped after writing
     job_count: int = 0
     seconds: float = 0.0

@@ -8,12 +8,12 @@ Names are never resolved from the analyst's machine.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..model import WELL_KNOWN_SIDS
+from ..sources.detect import file_stamp
 
 PROFILE_LIST = r"\Microsoft\Windows NT\CurrentVersion\ProfileList"
 BITS_KEY = r"\Microsoft\Windows\CurrentVersion\BITS"
@@ -100,19 +100,9 @@ def _system_facts(path: str, facts: HiveFacts) -> None:
             return
 
 
-def _stamp(path: str | None) -> tuple | None:
-    if not path:
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (path,)
-    return (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
-
-
 def hive_facts(software: str | None, system: str | None) -> HiveFacts:
     """Accounts, StateIndex and ComputerName from local hive files (cached per process; never raises)."""
-    facts = _hive_facts(_stamp(software), _stamp(system))
+    facts = _hive_facts(file_stamp(software), file_stamp(system))
     return HiveFacts(dict(facts.accounts), facts.computer_name, facts.state_index, list(facts.warnings))
 
 

@@ -18,6 +18,7 @@ from construct import (
 )
 
 from .markers import FILE_MARKER, PROGRESS_TERMINATOR
+from .plain import SectionList
 from .primitives import FileTime, WStr
 
 MAX_RANGES = 1_000_000
@@ -67,6 +68,9 @@ ProgressB = Struct(
     "entries" / Array(this.count, Struct("bytes_done" / Int64ul, "unk" / Int64ul)),
     Const(PROGRESS_TERMINATOR),
 )
+
+#: A well-formed download blob between its two markers, in sections (parsed in one go when it is).
+ESE_FILE_SECTIONS = SectionList("ese_file", (("body", FileBody), ("progress_a", ProgressA), ("progress_b", ProgressB)))
 
 #: Download file blob as stored in `Files.Blob`.
 EseFileBlob = Struct(

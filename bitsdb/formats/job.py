@@ -7,23 +7,33 @@ the same sections together for `build`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from construct import (
     Array,
     Bytes,
     Check,
     Const,
+    Construct,
+    Container,
     If,
     Int8ul,
     Int32sl,
     Int32ul,
     Int64ul,
+    ListContainer,
     Rebuild,
+    SizeofError,
+    StreamError,
     Struct,
     len_,
+    stream_tell,
+    stream_write,
     this,
 )
 
 from .markers import FILE_LIST_MARKER
+from .plain import SectionList, guid_bytes, scan_optional_fields
 from .primitives import FileTime, Guid, WStr
 
 #: Sanity limits (FORMAT.md §9.4) that tell a real record from misaligned bytes.
@@ -165,8 +175,8 @@ JobNetwork = Struct(
     "max_download_time" / Int32ul,
 )
 
-#: ESE-only trailer after max_download_time, up to the footer (§5.10).
-EseTrailer = Struct(
+#: Trailer fields from max_download_time up to the first optional field (§5.10, §5.10.1).
+EseTrailerHead = Struct(
     "unk_c0" / Int32ul,
     "unk_c1" / Int32ul,
     "cost_flags" / Int32ul,
@@ -174,6 +184,10 @@ EseTrailer = Struct(
     "net_a_flag" / Int8ul,
     "net_a_guid" / Guid,
     "net_b_flag" / Int8ul,
+)
+
+#: Trailer fields from the second network GUID to the end, creator image included (§5.10).
+EseTrailerTail = Struct(
     "net_b_guid" / Guid,
     "zeros21" / Bytes(21),
     "creator_image" / WStr,
@@ -184,8 +198,63 @@ EseTrailer = Struct(
     "unk_e1" / Int8ul,
 )
 
+class OptionalFieldsCut(StreamError):
+    """The record ends (or stops making sense) inside the optional fields: `fields` were read
+    before that point, which is `stream_end` in the stream."""
+
+    def __init__(self, message: str, fields: list, stream_end: int, path: Any = None):
+        super().__init__(message, path=path)
+        self.fields = fields
+        self.stream_end = stream_end
+
+
+class OptionalFields(Construct):
+    """The flag-prefixed optional fields of the 24H2 trailer (§5.10.1), found by
+    `scan_optional_fields`; each parses to Container(kind, value) and builds back to the
+    same bytes. Parsing fails when the creator tail cannot be found after them."""
+
+    def _parse(self, stream, context, path):
+        start = stream_tell(stream, path)
+        rest = stream.read()
+        fields, end, problem = scan_optional_fields(rest, guid_bytes(context.net_a_guid))
+        found = ListContainer(Container(kind=kind, value=value) for kind, value in fields)
+        if problem is not None:
+            raise OptionalFieldsCut(problem, found, start + end, path=path)
+        stream.seek(start + end)
+        return found
+
+    def _build(self, obj, stream, context, path):
+        data = b"".join(optional_field_bytes(item["kind"], item["value"]) for item in obj or [])
+        stream_write(stream, data, len(data), path)
+        return obj
+
+    def _sizeof(self, context, path):
+        raise SizeofError("optional fields have no fixed size", path=path)
+
+
+def optional_field_bytes(kind: str, value: Any) -> bytes:
+    """The bytes of one optional field (the inverse of scan_optional_fields)."""
+    if kind == "absent":
+        return b"\x00"
+    if kind == "text":
+        return b"\x01" + WStr.build(value)
+    if kind == "u32":
+        return b"\x01" + Int32ul.build(value)
+    if kind == "raw":
+        return bytes(value)
+    raise ValueError(f"unknown optional field kind {kind!r}")
+
+
+#: ESE-only trailer after max_download_time, up to the footer (§5.10); Windows 11 24H2 puts
+#: flag-prefixed optional fields (package identity) before the second network GUID (§5.10.1).
+EseTrailer = Struct(
+    *EseTrailerHead.subcons,
+    "optional_fields" / OptionalFields(),
+    *EseTrailerTail.subcons,
+)
+
 #: The sections of an ESE job blob in order: (name, schema). The decoder walks this list.
-ESE_JOB_SECTIONS = (
+ESE_JOB_SECTIONS = SectionList("ese_job", (
     ("header", JobHeader),
     ("strings", JobStrings),
     ("owner", OwnerSecurity),
@@ -195,7 +264,7 @@ ESE_JOB_SECTIONS = (
     ("timers", JobTimers),
     ("network", JobNetwork),
     ("trailer", EseTrailer),
-)
+))
 
 #: A whole single-marker ESE job blob, for `build`.
 EseJobBlob = Struct(*(name / schema for name, schema in ESE_JOB_SECTIONS), "footer" / Bytes(16))

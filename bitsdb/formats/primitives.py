@@ -5,8 +5,6 @@ Each type is declared once as a construct object that both parses and builds.
 
 from __future__ import annotations
 
-import uuid
-
 from construct import (
     Adapter,
     Array,
@@ -24,9 +22,7 @@ from construct import (
     this,
 )
 
-#: Sanity limit for counted strings (FORMAT.md §1.2): longer counts mean misalignment.
-MAX_WSTR_UNITS = 32768
-
+from .plain import MAX_WSTR_UNITS, guid_bytes, guid_text, sid_text, wstr_text
 
 class CompilableAdapter(Adapter):
     """An Adapter that `Construct.compile()` turns into compiled code plus one call of `_decode`
@@ -47,15 +43,6 @@ class CompilableAdapter(Adapter):
         return f"(reuse({encoded}, lambda obj: ({self.subcon._compilebuild(code)})), obj)[1]"
 
 
-def guid_text(raw: bytes) -> str:
-    """str(uuid.UUID(bytes_le=raw)) without building a UUID (3x faster; GUIDs are everywhere)."""
-    raw = bytes(raw)
-    if len(raw) != 16:
-        raise ValueError("bytes_le is not a 16-char string")
-    h = (raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 class GuidAdapter(CompilableAdapter):
     """16 bytes in Windows in-memory order <-> lower-case canonical GUID text."""
 
@@ -63,7 +50,7 @@ class GuidAdapter(CompilableAdapter):
         return guid_text(obj)
 
     def _encode(self, obj, context, path):
-        return uuid.UUID(str(obj)).bytes_le
+        return guid_bytes(str(obj))
 
 
 Guid = GuidAdapter(Bytes(16))
@@ -77,8 +64,7 @@ class WStrAdapter(CompilableAdapter):
     """
 
     def _decode(self, obj, context, path):
-        text = bytes(obj).decode("utf-16-le", errors="surrogatepass")
-        return text[:-1] if text.endswith("\x00") else text
+        return wstr_text(obj)
 
     def _encode(self, obj, context, path):
         return (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
@@ -115,9 +101,7 @@ class BinarySidAdapter(CompilableAdapter):
     """Binary SID (revision, count, 48-bit big-endian authority, LE sub-authorities) <-> 'S-1-...'."""
 
     def _decode(self, obj, context, path):
-        parts = [f"S-{obj.revision}-{obj.authority}"]
-        parts.extend(str(s) for s in obj.sub_authorities)
-        return "-".join(parts)
+        return sid_text(obj.revision, obj.authority, obj.sub_authorities)
 
     def _encode(self, obj, context, path):
         fields = obj.split("-")
@@ -144,15 +128,18 @@ BinarySid = BinarySidAdapter(
 #: ACE types whose body is `u32 mask` + SID (allowed, denied, audit, mandatory label).
 SID_ACE_TYPES = (0x00, 0x01, 0x02, 0x11)
 
+SidAceBody = Struct("mask" / Int32ul, "sid" / BinarySid)
+
 Ace = Struct(
     "ace_type" / Int8ul,
     "ace_flags" / Int8ul,
     "ace_size" / Int16ul,
+    # Expressions, not lambdas, so that the generated parser (formats.fastparse) can follow them.
     "body"
     / Switch(
-        lambda ctx: ctx.ace_type in SID_ACE_TYPES,
-        {True: Struct("mask" / Int32ul, "sid" / BinarySid)},
-        default=Bytes(lambda ctx: max(ctx.ace_size - 4, 0)),
+        this.ace_type,
+        {ace_type: SidAceBody for ace_type in SID_ACE_TYPES},
+        default=Bytes((this.ace_size > 4) * (this.ace_size - 4)),
     ),
 )
 

@@ -7,8 +7,13 @@ from typing import IO, Any, Callable
 from ..model import Job, JobFile
 
 
+def record_type_of(job: Job) -> str:
+    """`log_job` for a job only the event logs know, else `job`."""
+    return "log_job" if job.history is not None and job.history.log_only else "job"
+
+
 def job_record(job: Job, findings: list | None = None) -> dict[str, Any]:
-    record = {"record_type": "job", **job.to_dict()}
+    record = {"record_type": record_type_of(job), **job.to_dict()}
     if findings is not None:
         record["findings"] = [f.to_dict() for f in findings]
     return record
@@ -16,6 +21,13 @@ def job_record(job: Job, findings: list | None = None) -> dict[str, Any]:
 
 def orphan_record(jf: JobFile) -> dict[str, Any]:
     return {"record_type": "orphan_file", **jf.to_dict()}
+
+
+def other_record(record_type: str, record, findings: list | None = None) -> dict[str, Any]:
+    out = {"record_type": record_type, **record.to_dict()}
+    if findings is not None:
+        out["findings"] = [f.to_dict() for f in findings]
+    return out
 
 
 class RecordWriter:
@@ -26,6 +38,13 @@ class RecordWriter:
     def findings(self, job: Job) -> list | None:
         """The job's findings (None when findings were not asked for)."""
         return self.findings_for(job) if self.findings_for else None
+
+    def findings_of_record(self, record_type: str, record) -> list | None:
+        """Findings of a record that is not a job (None when findings were not asked for or the
+        rules have none for it)."""
+        evaluate = getattr(self.findings_for, "__self__", None)
+        evaluate = getattr(evaluate, "evaluate_record", None)
+        return evaluate(record_type, record) if evaluate is not None else None
 
     def tags(self, job: Job) -> list[str]:
         """Rule ids of the job's findings: what timeline formats put in their tag fields."""
@@ -40,6 +59,10 @@ class RecordWriter:
     def write_orphan(self, jf: JobFile) -> None:
         raise NotImplementedError
 
+    def write_record(self, record_type: str, record, findings: list | None = None) -> None:
+        """A record that is not a job: `process`, `log_event` or `service` (docs/EVENTLOGS.md)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         self.stream.flush()
 
@@ -48,9 +71,26 @@ class EventWriter(RecordWriter):
     """Base of the timeline formats: each job is expanded into events, written one by one."""
 
     def write_job(self, job: Job) -> None:
-        from ..timeline.jobs import expand_job
+        from ..timeline.jobs import EVENT_KINDS, expand_job
 
-        for event in expand_job(job, self.tags(job)):
+        tags = self.tags(job)
+        log_only = job.history is not None and job.history.log_only
+        events = [] if log_only else expand_job(job, tags)     # a log-only job's times are its log events
+        if job.history is not None:
+            from ..timeline.logs import expand_history
+
+            events += expand_history(job, tags)
+            events.sort(key=lambda e: (e.filetime, e.record is not None,
+                                       EVENT_KINDS.index(e.kind) if e.kind in EVENT_KINDS else 0))
+        for event in events:
+            self.write_event(event)
+
+    def write_record(self, record_type: str, record, findings: list | None = None) -> None:
+        from ..timeline.logs import expand_record
+
+        tags = sorted({f.rule_id for f in findings or []})
+        for event in expand_record(record_type, record):
+            event.tags = list(tags)
             self.write_event(event)
 
     def write_orphan(self, jf: JobFile) -> None:

@@ -30,6 +30,9 @@ class BodyfileWriter(RecordWriter):
             self.stream.write("|".join(fields) + "\n")
 
     def write_job(self, job: Job):
+        if job.history is not None and job.history.log_only:
+            self._history_lines(job, job.owner_sid or "0")
+            return
         base = f"BITS job '{job.display_name or ''}' [{getattr(job.state, 'name', job.state)}]"
         if job.notify_program or job.notify_parameters:
             base += f" notify: {' '.join(x for x in (job.notify_program, job.notify_parameters) if x)}"
@@ -45,6 +48,20 @@ class BodyfileWriter(RecordWriter):
         self._line(f"[BITS job expires] {base}", uid, 0, mtime=epoch_seconds(job.expiration_time))
         for jf in job.files:
             self._file_line(jf, uid, f" (BITS job '{job.display_name or ''}')")
+        if job.history is not None:
+            self._history_lines(job, uid)
+
+    def _history_lines(self, job: Job, uid: str):
+        from ..timeline.logs import expand_history
+
+        for event in expand_history(job, []):
+            self._line(f"[{event.message}]", uid, 0, mtime=epoch_seconds(event.filetime))
+
+    def write_record(self, record_type, record, findings=None):
+        from ..timeline.logs import expand_record
+
+        for event in expand_record(record_type, record):
+            self._line(f"[{event.message}]", "0", 0, mtime=epoch_seconds(event.filetime))
 
     def _file_line(self, jf: JobFile, uid: str, suffix: str):
         self._line(f"[remote Last-Modified] {jf.remote_name or '?'} -> {jf.local_name or '?'}{suffix}", uid,

@@ -6,7 +6,7 @@ import csv
 
 from ..model import CostFlags, FileAclFlags, Job, JobFile, NotifyFlags, SecurityFlags, flag_names
 from ..timeutil import filetime_to_ez
-from .base import RecordWriter
+from .base import RecordWriter, record_type_of
 
 
 def _name(value) -> str:
@@ -41,6 +41,8 @@ JOB_COLUMNS = {
     "NotifyParameters": lambda j: _text(j.notify_parameters),
     "NotifyFlags": lambda j: _flags(NotifyFlags, j.notify_flags),
     "CreatorImage": lambda j: _text(j.creator_image),
+    "PackageFamilyName": lambda j: _text(j.package_family_name),
+    "ApplicationId": lambda j: _text(j.application_id),
     "HttpMethod": lambda j: _text(j.http_method),
     "CreationTime": lambda j: filetime_to_ez(j.creation_time),
     "ModificationTime": lambda j: filetime_to_ez(j.modification_time),
@@ -123,12 +125,34 @@ class CsvWriter(RecordWriter):
         return [str(index)] + [fn(jf) for name, fn in FILE_COLUMNS.items() if fn is not None]
 
     def write_job(self, job: Job):
-        head = self._source("job", job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
+        head = self._source(record_type_of(job), job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
         tail = finding_cells(self.findings(job)) if self.findings_for else []
         if not job.files:
             self._csv.writerow(head + self._file_cells(None, None) + tail)
         for index, jf in enumerate(job.files):
             self._csv.writerow(head + self._file_cells(index, jf) + tail)
+
+    def write_record(self, record_type, record, findings=None):
+        """One row: the record's sentence in DisplayName, its time in CreationTime, linked jobs in JobId."""
+        from ..timeline.logs import describe_log_event, describe_process, describe_service
+        from ..model import LogEvent, ProcessEvent
+
+        cells = dict.fromkeys(JOB_COLUMNS, "")
+        if isinstance(record, ProcessEvent):
+            cells.update(JobId="|".join(record.job_ids), DisplayName=describe_process(record),
+                         CreatorImage=_text(record.image), CreationTime=filetime_to_ez(record.time))
+        elif isinstance(record, LogEvent):
+            cells.update(JobId=_text(record.job_id), DisplayName=describe_log_event(record),
+                         CreatorImage=_text(record.process_path), CreationTime=filetime_to_ez(record.time))
+        elif record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            cells.update(DisplayName=describe_coverage(record))
+        else:
+            cells.update(DisplayName=describe_service(record))
+        tail = finding_cells(findings) if self.findings_for else []
+        self._csv.writerow(self._source(record_type, record.provenance) + list(cells.values())
+                           + self._file_cells(None, None) + tail)
 
     def write_orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)

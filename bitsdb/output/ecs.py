@@ -92,6 +92,10 @@ def ecs_document(event) -> dict:
     if related:
         doc["related"] = related
     bits = job.to_dict()
+    bits.pop("history", None)
+    if event.record is not None:
+        _log_fields(doc, event.record)
+        bits["log_record"] = event.record.to_dict()
     if event.file is not None:
         bits["event_file_id"] = event.file.file_id
     bits["timestamp_desc"] = event.kind.timestamp_desc
@@ -100,6 +104,33 @@ def ecs_document(event) -> dict:
     if not doc["tags"]:
         del doc["tags"]
     return doc
+
+
+def _log_fields(doc: dict, record) -> None:
+    """ECS process / url fields of an event-log record (the full record stays under bits.log_record)."""
+    from ..model import LogEvent, ProcessEvent
+
+    if isinstance(record, ProcessEvent):
+        process = {k: v for k, v in (("executable", record.image), ("command_line", record.command_line),
+                                     ("pid", record.process_id)) if v is not None}
+        parent = {k: v for k, v in (("executable", record.parent_image),
+                                    ("command_line", record.parent_command_line),
+                                    ("pid", record.parent_process_id)) if v is not None}
+        if parent:
+            process["parent"] = parent
+        doc["process"] = process
+        if record.user:
+            doc["user"] = {"name": record.user}
+    elif isinstance(record, LogEvent):
+        if record.url and _url_fields(record.url).get("scheme"):
+            doc["url"] = _url_fields(record.url)
+        if record.process_path:
+            doc["process"] = {"executable": record.process_path,
+                              **({"pid": record.process_id} if record.process_id is not None else {})}
+    if getattr(record, "computer", None):
+        doc["host"] = {"name": record.computer}
+    if getattr(record, "provenance", None) is not None and record.provenance.table:
+        doc["event"]["provider"] = record.provenance.table
 
 
 class EcsWriter(EventWriter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import RecordWriter, job_record, orphan_record
+from .base import RecordWriter, job_record, orphan_record, other_record
 
 
 #: One encoder for every line (json.dumps with options builds a new one per call). Records
@@ -24,6 +24,9 @@ class JsonLinesWriter(RecordWriter):
     def write_orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
 
+    def write_record(self, record_type, record, findings=None):
+        self.stream.write(dumps(other_record(record_type, record, findings)) + "\n")
+
 
 class JsonArrayWriter(RecordWriter):
     """Streams the array so memory does not grow with the number of records."""
@@ -41,6 +44,9 @@ class JsonArrayWriter(RecordWriter):
 
     def write_orphan(self, jf):
         self._emit(orphan_record(jf))
+
+    def write_record(self, record_type, record, findings=None):
+        self._emit(other_record(record_type, record, findings))
 
     def close(self):
         self.stream.write("[]\n" if self._count == 0 else "\n]\n")

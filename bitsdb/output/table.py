@@ -23,6 +23,9 @@ class TableWriter(RecordWriter):
         self.stream.write(f"\n== {path}  [{kind}]  {job_count} job(s){extra}\n")
 
     def write_job(self, job: Job):
+        if job.history is not None and job.history.log_only:
+            self._log_job(job)
+            return
         w = self.stream.write
         partial = f"  PARTIAL: {job.partial_reason}" if job.partial else ""
         w(f"\nJob {job.job_id}  {job.display_name!r}\n")
@@ -36,6 +39,8 @@ class TableWriter(RecordWriter):
         w(f"  owner         {owner}  integrity {integrity or '?'}\n")
         if job.creator_image is not None:
             w(f"  creator       {job.creator_image or '(empty)'}\n")
+        if job.package_family_name is not None or job.application_id is not None:
+            w(f"  package       {job.package_family_name or '-'}  application {job.application_id or '-'}\n")
         command = " ".join(x for x in (job.notify_program, job.notify_parameters) if x)
         flags = "|".join(flag_names(NotifyFlags, job.notify_flags)) if job.notify_flags is not None else "?"
         w(f"  notify cmd    {command or '(none)'}  [flags {flags}]\n")
@@ -56,7 +61,61 @@ class TableWriter(RecordWriter):
             where = job.provenance.recovered_from or job.provenance.state_file
             offset = f" at offset 0x{job.provenance.offset:x}" if job.provenance.offset is not None else ""
             w(f"  source        {where}{offset}{' (recovered)' if job.provenance.recovered else ''}\n")
+        if job.history is not None:
+            self._history(job)
         for finding in self.findings(job) or []:
+            w(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}\n")
+
+    def _log_job(self, job: Job):
+        """A job only the event logs know: what they say, without the database's empty fields."""
+        w = self.stream.write
+        w(f"\nLog-only job {job.job_id}  {job.display_name!r}  [{_n(job.state) if job.state is not None else 'state not logged'}]\n")
+        if job.creator_image:
+            w(f"  creator       {job.creator_image}\n")
+        for index, jf in enumerate(job.files):
+            self._file(index, jf)
+        self._history(job)
+        for finding in self.findings(job) or []:
+            w(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}\n")
+
+    def _history(self, job: Job):
+        """The lifecycle from the logs, one line per event in time order (time, event id, what it says)."""
+        from ..timeline.logs import describe_log_event, describe_process
+
+        history, w = job.history, self.stream.write
+        owner = f"  owner {history.owner_account}" if history.owner_account else ""
+        w(f"  log lifecycle{owner}\n")
+        lines = []
+        for event in history.events:
+            detail = describe_log_event(event).replace(f"job '{event.title or ''}' ({event.job_id}); ", "")
+            lines.append((event.time or 0, f"{event.event_id:>5} {detail}"))
+        for process in [*history.processes, *history.notify_executions]:
+            tag = "NOTIFY RAN" if process.notify_execution else f"{process.source} {process.event_id}"
+            lines.append((process.time or 0, f"{tag} {describe_process(process)}"))
+        for when, text in sorted(lines, key=lambda line: line[0]):
+            w(f"    {filetime_to_ez(when)[:23] or '-':<23} {text}\n")
+
+    def write_record(self, record_type, record, findings=None):
+        from ..timeline.logs import describe_log_event, describe_process, describe_service
+
+        w = self.stream.write
+        if record_type == "log_coverage":
+            from ..timeline.logs import describe_coverage
+
+            w(f"\nEvent logs of {record.host or 'the loose files'}\n  {describe_coverage(record)}\n")
+        elif record_type == "service":
+            w(f"\nBITS service ({record.control_set})  {record.provenance.source_path if record.provenance else ''}\n")
+            w(f"  {describe_service(record)}\n")
+            for name, other in sorted(record.other_control_sets.items()):
+                w(f"  {name}: start {other.get('start_name')} image {other.get('image_path')} "
+                  f"ServiceDll {other.get('service_dll')}\n")
+            if record.policies:
+                w("  policies      " + ", ".join(f"{k}={v}" for k, v in sorted(record.policies.items())) + "\n")
+        else:
+            text = describe_process(record) if record_type == "process" else describe_log_event(record)
+            where = record.provenance.table if record.provenance else ""
+            w(f"\n{record_type} {filetime_to_ez(record.time)[:23]}  {where} {record.event_id}\n  {text}\n")
+        for finding in findings or []:
             w(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}\n")
 
     def _file(self, index: int, jf: JobFile, label: str | None = None):

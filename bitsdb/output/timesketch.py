@@ -27,7 +27,11 @@ def timesketch_record(event) -> dict:
               "timestamp_desc": event.kind.timestamp_desc, "data_type": event.kind.data_type,
               "tag": list(event.tags)}
     job = event.job.to_dict()
+    job.pop("history", None)                 # each log event is an event of its own, not repeated here
     job.pop("files", None) if event.file is not None else None
+    if event.record is not None:
+        for key, value in flatten(event.record.to_dict(), "log").items():
+            record.setdefault(key, value)
     for key, value in flatten(job).items():
         record.setdefault(key, value)
     if event.file is not None:
@@ -44,7 +48,7 @@ class TimesketchJsonlWriter(EventWriter):
 #: The CSV keeps a fixed set of columns (a CSV has one header); JSONL carries every field.
 CSV_COLUMNS = ("message", "datetime", "timestamp_desc", "timestamp", "data_type", "tag", "filetime", "job_id",
                "display_name", "type", "state", "priority", "owner_sid", "owner_name", "creator_image",
-               "notify_program", "notify_parameters", "file_remote_name", "file_local_name",
+               "package_family_name", "notify_program", "notify_parameters", "file_remote_name", "file_local_name",
                "file_bytes_transferred", "file_bytes_total", "partial", "provenance_source_path",
                "provenance_recovered", "provenance_recovered_from", "provenance_offset",
                "provenance_source_sha256")

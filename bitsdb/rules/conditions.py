@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from . import paths
-from .fields import FIELDS, View
+from .fields import FIELDS, FieldSpec, View
 
 STRING_OPS = ("equals", "contains", "startswith", "endswith", "regex", "in", "domain")
 NUMBER_OPS = ("gt", "ge", "lt", "le")
@@ -42,6 +42,21 @@ def line_of(node: Any, default: int | None = None) -> int | None:
     return getattr(node, "line", default)
 
 
+def check_mapping(node: Any, what: str, keys: Iterable[str], required: Iterable[str] = ()) -> int | None:
+    """The YAML line of `node` after checking it is a mapping with only `keys` and all of `required`."""
+    line = line_of(node)
+    keys = tuple(keys)
+    if not isinstance(node, dict):
+        raise ConditionError(f"{what} must be a mapping", line)
+    unknown = set(node) - set(keys)
+    if unknown:
+        raise ConditionError(f"unknown key {sorted(unknown)[0]!r} (keys: {', '.join(keys)})", line)
+    for key in required:
+        if key not in node:
+            raise ConditionError(f"missing {key!r}", line)
+    return line
+
+
 @dataclass
 class Context:
     job: View
@@ -58,6 +73,23 @@ class Condition:
 
     def fields(self) -> Iterable[str]:
         return ()
+
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        """Whether the condition holds, and one line per test saying why (for `rules explain`)."""
+        raise NotImplementedError
+
+
+def _mark(holds: bool) -> str:
+    return "yes" if holds else "no "
+
+
+def _explain_parts(label: str, parts: list[Condition], ctx: Context, depth: int, holds_if) -> tuple[bool, list[str]]:
+    results = [part.explain(ctx, depth + 1) for part in parts]
+    holds = holds_if(r[0] for r in results)
+    lines = [f"{'  ' * depth}{_mark(holds)} {label}:"]
+    for _, sub in results:
+        lines.extend(sub)
+    return holds, lines
 
 
 @dataclass
@@ -78,6 +110,9 @@ class AllOf(Condition):
         for part in self.parts:
             yield from part.fields()
 
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        return _explain_parts("all of", self.parts, ctx, depth, all)
+
 
 @dataclass
 class AnyOf(Condition):
@@ -95,6 +130,9 @@ class AnyOf(Condition):
         for part in self.parts:
             yield from part.fields()
 
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        return _explain_parts("any of", self.parts, ctx, depth, any)
+
 
 @dataclass
 class Not(Condition):
@@ -106,6 +144,10 @@ class Not(Condition):
 
     def fields(self) -> Iterable[str]:
         return self.part.fields()
+
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        inner, lines = self.part.explain(ctx, depth + 1)
+        return not inner, [f"{'  ' * depth}{_mark(not inner)} not:"] + lines
 
 
 @dataclass
@@ -131,6 +173,16 @@ class PerFile(Condition):
     def fields(self) -> Iterable[str]:
         return self.part.fields()
 
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        holds = self.test(ctx) is not None
+        label = "every file" if self.every else "some file"
+        lines = [f"{'  ' * depth}{_mark(holds)} {label} ({len(ctx.files)} file(s)):"]
+        for index, view in enumerate(ctx.files, start=1):
+            sub_holds, sub = self.part.explain(Context(ctx.job, ctx.files, view), depth + 2)
+            lines.append(f"{'  ' * (depth + 1)}{_mark(sub_holds)} file {index}:")
+            lines.extend(sub)
+        return holds, lines
+
 
 @dataclass
 class Leaf(Condition):
@@ -141,6 +193,7 @@ class Leaf(Condition):
     every: bool = False
     patterns: list[re.Pattern] = field(default_factory=list)
     line: int | None = None
+    strings: frozenset = frozenset()     # the text needles, for set lookups (equals / in / domain)
 
     def fields(self) -> Iterable[str]:
         yield self.path
@@ -161,6 +214,16 @@ class Leaf(Condition):
             elif self.every:
                 return None
         return evidence or None
+
+    def explain(self, ctx: Context, depth: int = 0) -> tuple[bool, list[str]]:
+        holds = self.test(ctx) is not None
+        views = ([ctx.file] if ctx.file is not None else ctx.files) if self.path.startswith("files.") else [ctx.job]
+        values = [v.get(self.path) for v in views]
+        shown = values[0] if len(values) == 1 else values
+        needles = self.needles if self.op != "regex" else [p.pattern for p in self.patterns]
+        wanted = needles[0] if len(needles) == 1 else f"[{', '.join(str(n) for n in needles[:6])}" \
+            + (f", … {len(needles) - 6} more]" if len(needles) > 6 else "]")
+        return holds, [f"{'  ' * depth}{_mark(holds)} {self.path} {self.op} {wanted}  (value: {shown!r})"]
 
     def _holds(self, value: Any) -> bool:
         if self.op == "exists":
@@ -185,6 +248,11 @@ class Leaf(Condition):
         text = str(value) if self.case_sensitive else str(value).casefold()
         if op == "regex":
             return any(p.search(str(value)) for p in self.patterns)
+        if op in ("equals", "in"):
+            return text in self.strings
+        if op == "domain":
+            return text in self.strings or any(".".join(labels) in self.strings
+                                               for labels in _suffixes(text.split(".")))
         for needle in self.needles:
             if isinstance(needle, bool):
                 continue
@@ -200,6 +268,12 @@ class Leaf(Condition):
             if op == "domain" and (text == n or text.endswith("." + n)):
                 return True
         return False
+
+
+def _suffixes(labels: list[str]) -> Iterable[list[str]]:
+    """The parent domains of a host, from the longest: a.b.c -> [b, c], [c]."""
+    for start in range(1, len(labels)):
+        yield labels[start:]
 
 
 def _values(raw: Any, lists: dict[str, list[Any]], line: int | None) -> list[Any]:
@@ -219,7 +293,7 @@ def _values(raw: Any, lists: dict[str, list[Any]], line: int | None) -> list[Any
 
 
 def compile_condition(node: Any, lists: dict[str, list[Any]], *, in_file: bool = False,
-                      line: int | None = None) -> Condition:
+                      line: int | None = None, fields: dict[str, FieldSpec] | None = None) -> Condition:
     """Turn the YAML form into a Condition; raises ConditionError naming the problem and line."""
     line = line_of(node, line)
     if not isinstance(node, dict) or not node:
@@ -235,17 +309,19 @@ def compile_condition(node: Any, lists: dict[str, list[Any]], *, in_file: bool =
         if key in ("all", "any"):
             if not isinstance(body, list) or not body:
                 raise ConditionError(f"{key!r} needs a non-empty list of conditions", line)
-            parts = [compile_condition(item, lists, in_file=in_file, line=line) for item in body]
+            parts = [compile_condition(item, lists, in_file=in_file, line=line, fields=fields) for item in body]
             return AllOf(parts, line) if key == "all" else AnyOf(parts, line)
         if key == "not":
-            return Not(compile_condition(body, lists, in_file=in_file, line=line), line)
+            return Not(compile_condition(body, lists, in_file=in_file, line=line, fields=fields), line)
         if in_file:
             raise ConditionError(f"{key!r} cannot be nested inside another per-file condition", line)
-        return PerFile(compile_condition(body, lists, in_file=True, line=line), key == "all_files", line)
-    return _compile_leaf(node, lists, in_file, line)
+        return PerFile(compile_condition(body, lists, in_file=True, line=line, fields=fields), key == "all_files",
+                       line)
+    return _compile_leaf(node, lists, in_file, line, fields if fields is not None else FIELDS)
 
 
-def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: int | None) -> Condition:
+def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: int | None,
+                  fields: dict[str, FieldSpec]) -> Condition:
     unknown = set(node) - set(OPS) - set(LEAF_OPTIONS)
     if unknown:
         raise ConditionError(f"unknown key {sorted(unknown)[0]!r} (operators: {', '.join(OPS)}; "
@@ -253,7 +329,7 @@ def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: 
     path = node.get("field")
     if not isinstance(path, str):
         raise ConditionError("a test needs 'field: NAME'", line)
-    if path not in FIELDS:
+    if path not in fields:
         raise ConditionError(f"unknown field {path!r}", line)
     ops = [k for k in node if k in OPS]
     if len(ops) != 1:
@@ -268,7 +344,7 @@ def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: 
     needles = _values(node[op], lists, line)
     if not needles:
         raise ConditionError(f"field {path!r}: {op} needs a value", line)
-    spec = FIELDS[path]
+    spec = fields[path]
     leaf = Leaf(path, op, needles, case_sensitive=case == "sensitive", every=match == "all", line=line)
     if op in PRESENCE_OPS:
         if len(needles) != 1 or not isinstance(needles[0], bool):
@@ -293,4 +369,5 @@ def _compile_leaf(node: dict, lists: dict[str, list[Any]], in_file: bool, line: 
         if not leaf.case_sensitive:
             needles = [n.casefold() if isinstance(n, str) else n for n in needles]
         leaf.needles = needles
+        leaf.strings = frozenset(str(n) for n in needles if not isinstance(n, bool))
     return leaf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -53,11 +54,44 @@ def detect_file(path: str | Path) -> InputKind:
     return detect_bytes(head)
 
 
+#: Files read beside the BITS stores: Windows event logs and registry hives.
+EVTX_SIGNATURE = b"ElfFile\x00"
+REGF_SIGNATURE = b"regf"
+
+
+def side_role(path: str | Path) -> str | None:
+    """'log' for an event log, 'hive' for a registry hive (by content), else None."""
+    return "log" if starts_with(path, EVTX_SIGNATURE) else "hive" if starts_with(path, REGF_SIGNATURE) else None
+
+
+def starts_with(path: str | Path, magic: bytes) -> bool:
+    """The file begins with `magic` (False when it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def file_stamp(path: str | None) -> tuple | None:
+    """Path + size + mtime + inode: a cache key that changes when the file is changed or replaced."""
+    if not path:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
 def role_of(name: str) -> str | None:
-    """'store' for qmgr.db/qmgr0.dat/qmgr1.dat, 'companion' for ESE logs/checkpoint/journal files."""
+    """'store' for qmgr.db/qmgr0.dat/qmgr1.dat, 'companion' for ESE logs/checkpoint/journal files,
+    'log' for Windows event logs (.evtx)."""
     lower = name.lower()
     if lower in STORE_NAMES:
         return "store"
     if _COMPANION.match(lower):
         return "companion"
+    if lower.endswith(".evtx"):
+        return "log"
     return None

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..formats.ese import (
     OBJID_CATALOG,
     PGNO_CATALOG,
+    SYSOBJ_COLUMN,
     SYSOBJ_LONG_VALUE,
     SYSOBJ_TABLE,
     DB_MAGIC,
@@ -56,6 +57,14 @@ _U32 = struct.Struct("<I")
 _LV_ROOT = struct.Struct("<II")  # LVROOT: refcount, size
 
 
+#: The columns of Jobs and Files (FORMAT.md §4.1): id -> (JET_coltyp, name).
+_BITS_COLUMNS = {1: (16, "Id"), 256: (11, "Blob")}
+#: A Jobs/Files row (FORMAT.md §4.3): last fixed column 1, no variable column, tagged data at 21;
+#: then, after the Id, the null bitmap and the one tagged column (256 at offset 4, separated LV).
+_ROW_HEAD = b"\x01\x7f\x15\x00"
+_ROW_SEPARATED_LV = b"\xfe\x00\x01\x04\x00\x05"
+
+
 class LongValueError(Exception):
     """The LV tree (or the catalog leading to it) is not what this reader can vouch for."""
 
@@ -84,8 +93,7 @@ class EseLongValues:
             self.page_size = _U32.unpack_from(header, _HEADER_PAGE_SIZE_OFFSET)[0]
             if self.page_size != SUPPORTED_PAGE_SIZE:
                 raise LongValueError(f"page size {self.page_size} not handled by the one-pass reader")
-            self._tables: dict[str, tuple[int, int]] = {}
-            self._lv_trees = self._catalog_lv_trees()
+            self._lv_trees, self._tables, self._columns = self._read_catalog()
 
     # --- public -------------------------------------------------------------------------
 
@@ -94,10 +102,45 @@ class EseLongValues:
         tree = self._lv_trees.get(table_name)
         if tree is None:
             return {}
+        return dict(self.iter_blobs(table_name))
+
+    def iter_blobs(self, table_name: str) -> Iterator[tuple[int, bytes]]:
+        """(LID, blob) of every complete long value of ``table_name``, in LID order, as they are
+        assembled (so a caller can use each one and let it go). LongValueError can come after some
+        values were given: the caller must then drop them all (the table is not sound)."""
+        tree = self._lv_trees.get(table_name)
+        if tree is None:
+            return
         lv_objid, root_pgno = tree
         with self.path.open("rb") as handle:
             self._handle = handle
-            return self._assemble(root_pgno, lv_objid)
+            yield from self._assemble(root_pgno, lv_objid)
+
+    def blob_rows(self, table_name: str) -> list[tuple[bytes, int]]:
+        """(Id, LID) of every row of a `Jobs`/`Files`-shaped table, in key order (libesedb's
+        record numbering): the table's data tree walked once from the root the catalog names.
+
+        Strict like the rest: LongValueError unless the table has exactly the columns BITS
+        gives it (Id: column 1, GUID; Blob: column 256, long binary) and every row is the
+        record BITS writes (`01 7F 15 00 <Id> FE 00 01 04 00 05 <LID>`, FORMAT.md §4.3, with
+        a 4- or 8-byte LID) in a live node. Callers then read the table with libesedb.
+        """
+        table = self._tables.get(table_name)
+        if table is None:
+            raise LongValueError(f"no table {table_name}")
+        objid, root_pgno = table
+        if self._columns.get(objid) != _BITS_COLUMNS:
+            raise LongValueError(f"table {table_name} has columns {self._columns.get(objid)}")
+        rows = []
+        with self.path.open("rb") as handle:
+            self._handle = handle
+            for _, record, flags in self._leaf_nodes(root_pgno, objid, long_value_tree=False):
+                if flags & _NODE_DELETED:
+                    raise LongValueError(f"deleted node in table {table_name}")
+                if (len(record) not in (30, 34) or record[:4] != _ROW_HEAD or record[20:26] != _ROW_SEPARATED_LV):
+                    raise LongValueError(f"row of table {table_name} not in the BITS layout")
+                rows.append((record[4:20], int.from_bytes(record[26:], "little")))
+        return rows
 
     def table(self, table_name: str) -> tuple[int, int] | None:
         """(object id, root page) of the table's data tree, as the catalog names it."""
@@ -137,8 +180,7 @@ class EseLongValues:
 
     # --- long values ----------------------------------------------------------------------
 
-    def _assemble(self, root_pgno: int, lv_objid: int) -> dict[int, bytes]:
-        blobs: dict[int, bytes] = {}
+    def _assemble(self, root_pgno: int, lv_objid: int) -> Iterator[tuple[int, bytes]]:
         current_lid: int | None = None
         parts: list[bytes] = []
         expected_size = assembled = 0
@@ -151,7 +193,7 @@ class EseLongValues:
             lid, offset = _split_lv_key(key)
             if offset is None:  # an LV root: refcount and total size
                 if sound and assembled == expected_size:
-                    blobs[current_lid] = b"".join(parts)
+                    yield current_lid, b"".join(parts)
                 current_lid, parts, assembled = lid, [], 0
                 sound = len(data) >= _LV_ROOT.size and not flags & _NODE_DELETED
                 expected_size = _LV_ROOT.unpack_from(data)[1] if sound else 0
@@ -166,14 +208,16 @@ class EseLongValues:
             parts.append(data)
             assembled += len(data)
         if sound and assembled == expected_size:
-            blobs[current_lid] = b"".join(parts)
-        return blobs
+            yield current_lid, b"".join(parts)
 
     # --- catalog ------------------------------------------------------------------------
 
-    def _catalog_lv_trees(self) -> dict[str, tuple[int, int]]:
-        """Table name -> (LV objid, LV root page) from MSysObjects' table (1) and LV (4) rows."""
+    def _read_catalog(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]], dict[int, dict]]:
+        """From MSysObjects' table (1), column (2) and LV (4) rows: table name -> (LV objid, LV root
+        page); table name -> (objid, data root page); table objid -> {column id: (type, name)}."""
         table_names: dict[int, str] = {}
+        tables: dict[str, tuple[int, int]] = {}
+        columns: dict[int, dict[int, tuple[int, str | None]]] = {}
         lv_trees: dict[int, tuple[int, int]] = {}
         for _, record, flags in self._leaf_nodes(PGNO_CATALOG, OBJID_CATALOG, long_value_tree=False):
             if flags & _NODE_DELETED:
@@ -181,10 +225,13 @@ class EseLongValues:
             objid_table, record_type, object_id, pgno_fdp, name = _catalog_fields(record)
             if record_type == SYSOBJ_TABLE and name is not None:
                 table_names[objid_table] = name
-                self._tables[name] = (object_id, pgno_fdp)
+                tables[name] = (objid_table, pgno_fdp)
+            elif record_type == SYSOBJ_COLUMN:
+                columns.setdefault(objid_table, {})[object_id] = (pgno_fdp, name)   # ColtypOrPgnoFDP = type
             elif record_type == SYSOBJ_LONG_VALUE:
                 lv_trees[objid_table] = (object_id, pgno_fdp)
-        return {name: lv_trees[objid] for objid, name in table_names.items() if objid in lv_trees}
+        lv_by_name = {name: lv_trees[objid] for objid, name in table_names.items() if objid in lv_trees}
+        return lv_by_name, tables, columns
 
     # --- pages and trees ----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class DamagedTable:
 
 @dataclass
 class SourceResult:
+    """Everything one source file yielded."""
+
     path: str
     kind: str
     sha256: str | None = None
@@ -54,7 +57,10 @@ class SourceError(Exception):
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        # Large reads: the hash runs beside decoding and each chunk is a GIL hand-over; never more
+        # than the file holds (a read allocates its whole size first).
+        size = max(1 << 16, min(1 << 24, os.fstat(handle.fileno()).st_size + 1))
+        for chunk in iter(lambda: handle.read(size), b""):
             digest.update(chunk)
     return digest.hexdigest()
 

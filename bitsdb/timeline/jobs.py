@@ -7,7 +7,7 @@ The vocabulary below is the one place that names events; every timeline format
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..model import Job, JobFile, JobState, JobType
 
@@ -51,6 +51,7 @@ class TimelineEvent:
     job: Job
     file: JobFile | None = None
     tags: list[str] = field(default_factory=list)
+    record: Any = None              # the LogEvent / ProcessEvent / ServiceConfig an event-log event shows
 
 
 def _name(value) -> str:
@@ -65,7 +66,8 @@ def describe_job(job: Job) -> str:
         owner += f" ({job.owner_name})"
     parts.append(f"owner {owner}")
     if job.creator_image:
-        parts.append(f"created by {job.creator_image}")
+        parts.append(f"created by {job.creator_image}"
+                     + (f" (package {job.package_family_name})" if job.package_family_name else ""))
     arrow = "<-" if job.type in (JobType.UPLOAD, JobType.UPLOAD_REPLY) else "->"
     for jf in job.files[:3]:
         parts.append(f"{jf.remote_name or '?'} {arrow} {jf.local_name or '?'}")
