@@ -23,6 +23,7 @@ COMMANDS = {
     "rules": "rules",
     "carve": "carve",
     "forge": "forge",
+    "report": "report",
 }
 
 

@@ -53,16 +53,19 @@ class Run:
         self.debug = debug
         self.failures = 0
         self.damaged = 0                     # inputs read with partial records (exit status 1 too)
+        self.problems: list[str] = []        # each failure line, for outputs that show them (report)
         if debug:
             os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
 
     def fail(self, path: str, message: str) -> None:
         self.failures += 1
+        self.problems.append(f"{path}: {message}")
         report_problem(path, message)
 
     def fail_line(self, line: str) -> None:
         """A problem already phrased as 'where: what'."""
         self.failures += 1
+        self.problems.append(line)
         click.echo(f"bitsdb: error: {line}", err=True)
 
     def unexpected(self, path: str, exc: BaseException) -> None:
@@ -130,16 +133,19 @@ def open_pool_or_exit(jobs: int | None, scheduler: str | None, tasks: int | None
 
 def readable_results(paths: tuple[str, ...], run: Run, *, recover: bool = False, jobs: int | None = None,
                      progress: bool | None = None, scheduler: str | None = None,
-                     side: dict | None = None) -> Iterator:
+                     side: dict | None = None,
+                     items: list | None = None) -> Iterator:
     """(source, SourceResult) for every BITS store found in PATHS (files, folders, collections, zips,
-    disk images), in a fixed order; problems are reported on stderr and counted, never fatal."""
+    disk images), in a fixed order; problems are reported on stderr and counted, never fatal.
+    `items`, when given, receives each evidence item's ItemResult (counts only) once it is read."""
     import time
 
     from ..evidence import BatchReport, iter_batch
     from ..evidence.cluster import PoolError
 
     warn_relative(paths, scheduler)
-    started, items, workers, events = time.perf_counter(), [], [], []
+    started, workers, events = time.perf_counter(), [], []
+    items = [] if items is None else items
     batch = iter_batch(paths, jobs=jobs, progress=progress, workers_used=workers, recover=recover,
                        scheduler=scheduler, events=events)
     try:
