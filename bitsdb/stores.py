@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
-from .sources.detect import detect_file, special_kind
-from .sources.result import SourceError, SourceResult, sha256_of
+from .sources.detect import detect_file, role_of, special_kind
+from .sources.result import DamagedTable, SourceError, SourceResult, capped, sha256_of
 from .text import repaired_path
 
 
@@ -38,7 +38,7 @@ def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
     hasher.start()
     try:
         with collector_paused():
-            result = _read_kind(path, kind)
+            result = finish(path, _read_kind(path, kind))
     finally:
         hasher.join()
     if "error" in digest:
@@ -60,6 +60,50 @@ def collector_paused():
         yield
     finally:
         gc.enable()
+
+
+def finish(path: Path, result: SourceResult) -> SourceResult:
+    """What every reader's result gets: rows of damaged tables recovered from their pages, one
+    warning per partial live record (the run then exits 1), and no flood of lines."""
+    if result.damaged_tables:
+        from .carve.recover import salvage_damaged_tables
+
+        salvage_damaged_tables(path, result)
+    partial = [_partial_line(job, "job", job.job_id) for job in result.jobs if _live_partial(job)]
+    seen: set[int] = set()
+    for jf in [f for job in result.jobs for f in job.files] + result.orphan_files:
+        if _live_partial(jf) and id(jf) not in seen:
+            seen.add(id(jf))
+            partial.append(_partial_line(jf, "file", jf.file_id))
+    if partial:
+        result.damaged = True
+        result.warnings.extend(capped(partial, "partial record(s)"))
+    undecoded = sum(1 for job in result.jobs if _live_partial(job) and job.owner_sid is None)
+    orphans = sum(1 for jf in result.orphan_files if not _recovered(jf))
+    if undecoded and orphans:
+        result.warnings.append(f"{orphans} file row(s) reported as orphans may belong to the {undecoded} job "
+                               "row(s) that could not be decoded")
+    result.errors = capped(result.errors, "problem(s)")
+    return result
+
+
+def _recovered(record) -> bool:
+    return record.provenance is not None and bool(record.provenance.recovered)
+
+
+def _live_partial(record) -> bool:
+    return bool(record.partial) and not _recovered(record)
+
+
+def _partial_line(record, what: str, record_id: str | None) -> str:
+    provenance = record.provenance
+    where = ""
+    if provenance is not None and provenance.table and provenance.record_index is not None:
+        where = f" ({provenance.table} record {provenance.record_index})"
+    elif provenance is not None and provenance.offset is not None:
+        where = f" (offset 0x{provenance.offset:x})"
+    reason = " ".join(str(record.partial_reason or "reason unknown").split())[:300]
+    return f"{what} {record_id or 'without id'}{where} is partial: {reason}"
 
 
 def stamp_sha256(result: SourceResult, sha256: str) -> None:
@@ -108,7 +152,15 @@ def _read_kind(path: Path, kind: InputKind) -> SourceResult:
         from .sources.raw import read_raw
 
         return read_raw(path, sha256, kind)
-    raise SourceError("not a BITS database, state file or job/file record (unrecognised content)")
+    unrecognised = "not a BITS database, state file or job/file record (unrecognised content)"
+    if role_of(path.name) == "store":
+        # A file named like a store whose header is gone: its records are still in it.
+        store_kind = InputKind.ESE_DATABASE if path.name.lower().endswith(".db") else InputKind.LEGACY_STATE_FILE
+        result = SourceResult(path=str(path), kind=store_kind.value, sha256=sha256)
+        result.damaged_tables.append(DamagedTable(None, f"{unrecognised}; its header is damaged", None,
+                                                  unless_found=unrecognised))
+        return result
+    raise SourceError(unrecognised)
 
 
 def read_files(items: Iterable[str | Path], *, recover: bool = False, state_index: int | None = None
@@ -140,6 +192,8 @@ def read_files(items: Iterable[str | Path], *, recover: bool = False, state_inde
             if isinstance(kind, SourceError):
                 raise kind
             outcome = paired[item] if item in paired else read(item, kind)
+            if item in paired and isinstance(outcome, SourceResult):
+                outcome = finish(item, outcome)
             if recover and isinstance(outcome, SourceResult) and outcome.kind in RECOVERABLE_KINDS:
                 # A state file's live records include those its sibling holds (not repeated there).
                 siblings = [r for p, r in paired.items() if p.parent == item.parent and isinstance(r, SourceResult)]

@@ -10,14 +10,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 from ..formats.markers import InputKind
 from ..model import Job, Provenance
 from ..sources.detect import detect_bytes, plain_file, role_of, special_kind
 from ..sources.result import SourceError, SourceResult, unreadable
 from .history import History, Located, build_history
-from .scanner import DEFAULT_WINDOW, MarkerFamily, Scanner, ScanStats, ese_page_size
+from .scanner import (
+    DEFAULT_WINDOW,
+    ESE_FILE_FAMILY,
+    ESE_JOB_FAMILY,
+    MarkerFamily,
+    Scanner,
+    ScanStats,
+    ese_page_size,
+)
+
+ESE_FAMILIES = (ESE_JOB_FAMILY, ESE_FILE_FAMILY)
 
 #: Files next to qmgr.db that hold page images (FORMAT.md §3), lower-case glob patterns.
 
@@ -130,6 +140,8 @@ def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, 
             continue
         recovery.scans.append(scan)
         located.extend(scan.located)
+        if scan.stats.stopped:
+            recovery.warnings.append(f"{path}: {scan.stats.stopped}")
     live_jobs = live.jobs if live else []
     live_files = live.orphan_files if live else []
     recovery.history = build_history(located, live_jobs, live_files)
@@ -150,3 +162,122 @@ def recover_source(path: str | Path, live: SourceResult | None = None, *, compan
 def recover(path: Path, live: SourceResult | None = None) -> list[Job]:
     """Distinct recovered job versions (files linked) not identical to a live record."""
     return recover_source(path, live).jobs
+
+
+# --------------------------------------------------------------------------- damaged tables
+
+DAMAGED_TABLE = "damaged table"
+
+
+class _TablePages:
+    """A read-only view of a database file in which only the pages of some objects keep their
+    bytes (the others read as zeros), so offsets stay those of the file."""
+
+    def __init__(self, handle: BinaryIO, page_size: int, objids: set[int]) -> None:
+        self.handle = handle
+        self.page_size = page_size
+        self.kept: set[int] = set()                 # file page index (0, 1: the database headers)
+        index = 0
+        while True:
+            handle.seek(index * page_size + _OBJID_OFFSET)
+            raw = handle.read(4)
+            if len(raw) < 4:
+                break
+            if index >= 2 and int.from_bytes(raw, "little") in objids:
+                self.kept.add(index)
+            index += 1
+        handle.seek(0)
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.handle.tell()
+        data = bytearray(self.handle.read(size))
+        page = start // self.page_size
+        while page * self.page_size < start + len(data):
+            if page not in self.kept:
+                lo = max(page * self.page_size, start) - start
+                hi = min((page + 1) * self.page_size, start + len(data)) - start
+                data[lo:hi] = bytes(hi - lo)
+            page += 1
+        return bytes(data)
+
+
+_OBJID_OFFSET = 24      # PGHDR.objidFDP
+
+
+def salvage_damaged_tables(path: str | Path, result: SourceResult) -> None:
+    """Recover the rows of the tables a reader could not read whole from those tables' own pages.
+
+    Each damaged table is one error line naming it, with what was recovered; recovered records
+    are marked `recovered_from` "damaged table", and those identical to a row that was read are
+    not repeated. Raises SourceError when a damage says the file is no BITS store unless some
+    record is found and none is.
+    """
+    path = Path(path)
+    located: list[Located] = []
+    stopped = []
+    everything = [d for d in result.damaged_tables if d.objids is None]
+    scanned: set[tuple[int, ...] | None] = set()
+    for damage in everything[:1] or result.damaged_tables:
+        key = damage.objids
+        if key in scanned:
+            continue
+        scanned.add(key)
+        found: list[Located] = []
+        try:
+            with open(path, "rb") as handle:
+                page_size = damage.page_size or ese_page_size(handle.read(4096))
+                handle.seek(0)
+                stream = handle if key is None or not page_size else _TablePages(handle, page_size, set(key))
+                families = ESE_FAMILIES if result.kind == InputKind.ESE_DATABASE.value else None
+                scanner = Scanner(families, page_size=page_size, hash_input=False)
+                for carved in scanner.records(stream):
+                    provenance = Provenance(source_path=str(path), source_kind=result.kind, offset=carved.offset,
+                                            recovered=True, recovered_from=DAMAGED_TABLE, table=damage.table)
+                    found.append(Located(carved=carved, provenance=provenance))
+        except OSError as exc:
+            raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        if scanner.stats.stopped:
+            stopped.append(scanner.stats.stopped)
+        located.extend(found)
+    history = build_history(located, result.jobs, result.orphan_files)
+    claimed = {id(jf) for job in history.jobs for jf in job.files}
+    result.orphan_files = [jf for jf in result.orphan_files if id(jf) not in claimed]
+    _replace_empty_stubs(result, history.jobs)
+    orphans = _link_live_jobs(result.jobs, history.orphan_files)
+    recovered_files = {id(jf): jf for jf in history.orphan_files}
+    recovered_files.update((id(jf), jf) for job in history.jobs for jf in job.files
+                           if jf.provenance is not None and jf.provenance.recovered_from == DAMAGED_TABLE)
+    for damage in result.damaged_tables:
+        if damage.unless_found and not located:
+            raise SourceError(damage.unless_found)
+        jobs = sum(1 for job in history.jobs if job.provenance.table == damage.table)
+        files = sum(1 for jf in recovered_files.values() if jf.provenance.table == damage.table)
+        where = "the whole file" if damage.objids is None else "its pages"
+        prefix = f"table {damage.table}: " if damage.table else ""
+        result.errors.append(f"{prefix}{damage.problem}; {jobs} job record(s) and {files} file record(s) "
+                             f"recovered from {where}")
+    result.warnings.extend(history.warnings + stopped)
+    result.jobs.extend(history.jobs)
+    result.orphan_files.extend(orphans)
+
+
+def _replace_empty_stubs(result: SourceResult, recovered: list[Job]) -> None:
+    """A row whose blob could not be read says only that a job existed: once a copy of that job
+    is recovered, the stub goes."""
+    found = {job.job_id for job in recovered}
+    result.jobs = [job for job in result.jobs
+                   if not (job.partial and job.job_id in found and job.owner_sid is None and not job.undecoded)]
+
+
+def _link_live_jobs(jobs: list[Job], files: list) -> list:
+    """Recovered file records (with their row Id) that live jobs name but the Files table lacked."""
+    by_id = {jf.file_id: jf for jf in files if jf.file_id}
+    used: set[int] = set()
+    for job in jobs:
+        for file_id in list(job.missing_file_ids):
+            jf = by_id.get(file_id)
+            if jf is not None:
+                job.files.append(jf)
+                job.missing_file_ids.remove(file_id)
+                used.add(id(jf))
+    return [jf for jf in files if id(jf) not in used]

@@ -22,9 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from ..decode.file import decode_file_blob
-from ..decode.job import decode_job_blob, job_head_problems, split_markers
-from ..decode.sections import BlobError, parse_prefix, plausible_filetime, walk_sections
+from ..decode.file import decode_file_blob, file_head_span
+from ..decode.job import decode_job_blob, job_head_problems, job_head_span, split_markers
+from ..decode.sections import ATTEMPT_COST, BlobError, DecodeBudget, parse_prefix, plausible_filetime, walk_sections
 from ..formats import file as file_fmt
 from ..formats.job import ESE_JOB_SECTIONS
 from ..formats.markers import ESE_JOB_MARKERS, FILE_MARKER, LEGACY_JOB_MARKERS
@@ -78,6 +78,9 @@ class MarkerFamily:
     kind: str                       # "job" or "file"
     markers: tuple[bytes, ...]
     decode: DecodeFn
+    #: head_span(view, start, stop) -> bytes of a plausible record head at the hit, 0 when none can start
+    #: there; struct-only, so hits that cannot be records are skipped before decoding.
+    head_span: Callable[[bytes, int, int], int] | None = None
 
 
 @dataclass
@@ -100,6 +103,7 @@ class ScanStats:
     records: int = 0
     sha256: str | None = None
     families: dict[str, int] = field(default_factory=dict)
+    stopped: str | None = None      # why decoding stopped early (the work budget was used up)
 
 
 # --------------------------------------------------------------------------- plausibility
@@ -197,18 +201,33 @@ def _trim_partial(record: Job | JobFile, page_cut: int | None, start: int) -> No
 # --------------------------------------------------------------------------- ESE jobs
 
 
-def _decode_in_slices(decode_slice, view: bytes, start: int, end: int, page_size: int | None) -> DecodedHit | None:
-    """Most records fit FIRST_SLICE: decode that first, and the whole allowed span only when cut."""
+def _decode_in_slices(decode_slice, view: bytes, start: int, end: int, page_size: int | None,
+                      head: int = 0) -> DecodedHit | None:
+    """Most records fit FIRST_SLICE (or their `head` and a little more): decode that first, and the
+    whole allowed span only when cut."""
     limit, page_cut = _limit(start, end, page_size)
-    hit = decode_slice(view, start, min(limit, start + FIRST_SLICE), page_cut)
-    if hit is not None and not hit.complete and limit > start + FIRST_SLICE:
+    first = max(FIRST_SLICE, head + FIRST_SLICE)
+    hit = decode_slice(view, start, min(limit, start + first), page_cut)
+    if hit is not None and not hit.complete and limit > start + first:
         hit = decode_slice(view, start, limit, page_cut)
     return hit
 
 
+def ese_job_head_span(view: bytes, start: int, stop: int | None = None) -> int:
+    """A job head at the marker, or after it when the marker is the outer one of a double-marker blob."""
+    span = job_head_span(view, start, stop)
+    if span:
+        return span
+    inner = job_head_span(view, start + 16, stop)
+    return inner + 16 if inner else 0
+
+
 def decode_ese_job_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """An ESE job blob starting at `start`, or None when the hit is a footer or noise."""
-    return _decode_in_slices(_decode_job_slice, view, start, end, page_size)
+    head = ese_job_head_span(view, start, end)
+    if not head:
+        return None
+    return _decode_in_slices(_decode_job_slice, view, start, end, page_size, head)
 
 
 def _decode_job_slice(view: bytes, start: int, stop: int, page_cut: int | None) -> DecodedHit | None:
@@ -276,7 +295,10 @@ def _section_end(data: bytes, head: int, last: str) -> int:
 
 def decode_ese_file_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """An ESE file blob (download layout) starting at `start`, or None."""
-    return _decode_in_slices(_decode_file_slice, view, start, end, page_size)
+    head = file_head_span(view, start, end)
+    if not head:
+        return None
+    return _decode_in_slices(_decode_file_slice, view, start, end, page_size, head)
 
 
 def _decode_file_slice(view: bytes, start: int, stop: int, page_cut: int | None) -> DecodedHit | None:
@@ -314,14 +336,16 @@ def _decode_file_slice(view: bytes, start: int, stop: int, page_cut: int | None)
 
 # --------------------------------------------------------------------------- families
 
-ESE_JOB_FAMILY = MarkerFamily("ese_job", "job", tuple(ESE_JOB_MARKERS), decode_ese_job_hit)
-ESE_FILE_FAMILY = MarkerFamily("ese_file", "file", (FILE_MARKER,), decode_ese_file_hit)
+ESE_JOB_FAMILY = MarkerFamily("ese_job", "job", tuple(ESE_JOB_MARKERS), decode_ese_job_hit, ese_job_head_span)
+ESE_FILE_FAMILY = MarkerFamily("ese_file", "file", (FILE_MARKER,), decode_ese_file_hit, file_head_span)
 
 
 def decode_legacy_job_hit(view: bytes, start: int, end: int, page_size: int | None = None) -> DecodedHit | None:
     """A legacy (qmgr0/1.dat) job record at `start`, decoded with the legacy reader's sections."""
     from ..decode.legacy import decode_legacy_record
 
+    if not job_head_span(view, start, end):
+        return None
     data = bytes(view[start:end])
     try:
         job, stop = decode_legacy_record(data, 0)
@@ -341,7 +365,8 @@ def decode_legacy_job_hit(view: bytes, start: int, end: int, page_size: int | No
     return DecodedHit(record=job, length=stop, complete=complete)
 
 
-LEGACY_JOB_FAMILY = MarkerFamily("legacy_job", "job", tuple(LEGACY_JOB_MARKERS), decode_legacy_job_hit)
+LEGACY_JOB_FAMILY = MarkerFamily("legacy_job", "job", tuple(LEGACY_JOB_MARKERS), decode_legacy_job_hit,
+                                 job_head_span)
 
 _FAMILIES: dict[str, MarkerFamily] = {f.name: f for f in (ESE_JOB_FAMILY, ESE_FILE_FAMILY, LEGACY_JOB_FAMILY)}
 
@@ -397,6 +422,7 @@ class Scanner:
         limit = None if stop is None else stop + RANGE_OVERLAP   # nothing after it is ever looked at
         owned_from = start         # absolute offset from which hits are not yet processed
         skip_until = 0             # hits inside a complete record are that record's own markers
+        budget = self.budget = DecodeBudget()
         eof = False
         while not eof:
             want = self.window if limit is None else min(self.window, limit - buf_start - len(buf))
@@ -407,6 +433,7 @@ class Scanner:
                 if digest is not None:
                     digest.update(chunk)
                 self.stats.bytes_scanned += len(chunk)
+                budget.grow(len(chunk))
             tail_from = max(0, owned_from - LOOKBEHIND - buf_start)
             buf = buf[tail_from:] + chunk if chunk else buf[tail_from:]
             buf_start += tail_from
@@ -422,7 +449,12 @@ class Scanner:
                     continue
                 self.stats.hits += 1
                 end = min(len(buf), position + MAX_RECORD)
+                span = family.head_span(buf, position, end) if family.head_span is not None else ATTEMPT_COST
+                if not span or not budget.allows(absolute):
+                    continue
                 hit = family.decode(buf, position, end, self.page_size)
+                if hit is None or not hit.complete:
+                    budget.charge(span)
                 if hit is None:
                     continue
                 if hit.complete:
@@ -432,6 +464,7 @@ class Scanner:
                 yield CarvedRecord(kind=family.kind, family=family.name, offset=absolute, length=hit.length,
                                    record=hit.record, row_id=hit.row_id, complete=hit.complete)
             owned_from = owned_until
+        self.stats.stopped = budget.message()
 
     def _hits(self, buf: bytes, lo: int, hi: int) -> list[tuple[int, MarkerFamily]]:
         """Marker positions p with lo <= p < hi (the marker itself may extend past hi)."""

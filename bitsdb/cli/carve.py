@@ -136,6 +136,8 @@ def _carve_files(given: str, inputs: list, window: int, hash_input: bool, run: R
         jobs = sum(1 for x in scan.located if x.carved.kind == "job")
         say(f"carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
             f"{jobs} job and {len(scan.located) - jobs} file records")
+        if stats.stopped:
+            report_warning(str(item), stats.stopped)
         located.extend(scan.located)
         scanned += 1
     return located if scanned else None

@@ -79,6 +79,7 @@ class Run:
 
         self.debug = debug
         self.failures = 0
+        self.damaged = 0                     # inputs read with partial records (exit status 1 too)
         self.problems: list[str] = []        # each failure line, for outputs that show them (report)
         if debug:
             os.environ[DEBUG_ENV] = "1"      # worker processes inherit it
@@ -431,6 +432,8 @@ def _items(batch, run: Run, items: list, side: dict | None = None) -> Iterator:
         for result in item.results:
             for warning in result.warnings:
                 report_warning(result.path, warning)
+            if result.damaged:
+                run.damaged += 1            # partial records: warnings only, yet the input is damaged
             yield result.path, result
         if side is not None:
             side.setdefault("logs", []).extend(item.logs)
@@ -515,5 +518,5 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
     writer = make_writer(fmt, out, timeline=timeline, findings_for=findings_for)
     with Finishing(out, writer):
         write_inputs(paths, writer, run, **options)
-    if run.failures:
+    if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)

@@ -111,5 +111,5 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
     worst = max((SEVERITY_RANK.get(job["severity"], -1) for job in view["jobs"]), default=-1)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
-    if run.failures:
+    if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)

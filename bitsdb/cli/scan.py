@@ -93,7 +93,7 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         say(f"{sum(counts.values())} job(s) ({tally or 'none'}), {shown} shown")
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
-    if run.failures:
+    if run.failures or run.damaged:
         sys.exit(EXIT_INPUT_ERROR)
 
 

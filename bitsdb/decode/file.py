@@ -6,6 +6,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..formats.markers import FILE_MARKER, PROGRESS_TERMINATOR
+from ..formats.plain import MAX_WSTR_UNITS
 from ..model import FileRange, JobFile, keep_raw_strings, stored_text
 from .sections import BlobError, hex_or_none, parse_prefix, parse_whole, shared, unhex
 
@@ -13,6 +14,25 @@ if TYPE_CHECKING:
     from construct import Container
 
 BYTES_UNKNOWN = 0xFFFFFFFFFFFFFFFF
+_U32 = struct.Struct("<I")
+
+
+def file_head_span(data: bytes, offset: int = 0, stop: int | None = None) -> int:
+    """Bytes from the file marker at `offset` to the end of the temp name when a carvable file
+    record can start there (local and remote names present, plausible lengths that fit), else 0.
+    Struct only: the carver skips other hits before decoding them."""
+    stop = len(data) if stop is None else min(stop, len(data))
+    end = offset + 16
+    for index in range(3):
+        if end + 4 > stop:
+            return 0
+        (units,) = _U32.unpack_from(data, end)
+        end += 4
+        if units > MAX_WSTR_UNITS or end + 2 * units > stop or (index < 2 and units == 0):
+            return 0
+        end += 2 * units
+    return end - offset
+
 
 def file_from_body(body: Container, file_id: str | None = None, layout: str = "download") -> JobFile:
     """Map a parsed FileBody (possibly a prefix of it) onto a JobFile."""

@@ -10,7 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..formats.markers import ALL_JOB_MARKERS, DEFAULT_JOB_MARKER, DPAPI_PROVIDER, marker_label
-from ..formats.plain import guid_text
+from ..formats.plain import MAX_WSTR_UNITS, guid_text
 from ..model import (
     WELL_KNOWN_SIDS,
     CustomHeaders,
@@ -57,6 +57,40 @@ def split_markers(data: bytes) -> tuple[bytes | None, int]:
     if second in ALL_JOB_MARKERS or type_at_1c not in (0, 1, 2):
         return data[:0x10], 0x10
     return None, 0
+
+
+_HEAD = struct.Struct("<16sIIII16s")      # JobHeader: marker, unk_10, priority, state, type, job id
+_U32 = struct.Struct("<I")
+_SID_START = "S-1-".encode("utf-16-le")
+_ZERO_GUID = bytes(16)
+
+
+def job_head_span(data: bytes, offset: int = 0, stop: int | None = None) -> int:
+    """Bytes from `offset` to the end of the owner string when a job record whose head passes
+    `job_head_problems` can start there, else 0. Struct only, no construct: resync and carving
+    use it to skip, before decoding anything, the hits that cannot start a record.
+
+    Header values in range, a non-zero job id, five strings whose declared lengths are plausible
+    and fit in `data` (up to `stop`), and an owner string that starts with "S-1-".
+    """
+    stop = len(data) if stop is None else min(stop, len(data))
+    end = offset + _HEAD.size
+    if offset < 0 or end > stop:
+        return 0
+    _, _, priority, state, kind, job_id = _HEAD.unpack_from(data, offset)
+    if priority > 3 or state > 8 or kind > 2 or job_id == _ZERO_GUID:
+        return 0
+    for index in range(5):
+        if end + 4 > stop:
+            return 0
+        (units,) = _U32.unpack_from(data, end)
+        end += 4
+        if units > MAX_WSTR_UNITS or end + 2 * units > stop:
+            return 0
+        if index == 4 and data[end:end + 8] != _SID_START:
+            return 0
+        end += 2 * units
+    return end - offset
 
 
 def job_head_problems(job: Job) -> list[str]:

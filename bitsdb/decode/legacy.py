@@ -8,11 +8,11 @@ from construct import Container
 
 from ..formats import legacy as fmt
 from ..formats.file import FileBody
-from ..formats.job import MAX_FILES_PER_JOB
+from ..formats.job import MAX_FILES_PER_JOB, MAX_SD_SIZE
 from ..formats.markers import FILE_LIST_MARKER, LEGACY_JOB_MARKERS
 from ..model import Job, JobFile
 from .file import file_from_body
-from .job import job_from_sections, job_head_problems
+from .job import job_from_sections, job_head_problems, job_head_span
 from .sections import BlobError, parse_prefix, walk_sections
 
 
@@ -74,13 +74,36 @@ def decode_legacy_file_list(data: bytes, offset: int = 0) -> tuple[list[JobFile]
     return files, pos + 16, None
 
 
+#: Bytes after a record's head (and a full-size security descriptor) it is first decoded from;
+#: a record cut short there is decoded again from all the data. Copying the rest of a large file
+#: for every record (and every candidate a resync tries) made reading quadratic in its size.
+RECORD_WINDOW = 64 * 1024
+_TRUNCATED = "data ends early: truncated"
+
+
 def decode_legacy_record(data: bytes, offset: int = 0) -> tuple[Job, int]:
     """Decode the job record at `offset` -> (job, offset just after what was understood).
 
     Raises BlobError when not even the head (header, strings, owner) validates.
     """
-    base = offset
-    data = bytes(data[offset:]) if offset else bytes(data)   # one copy per record, not one per section
+    window = job_head_span(data, offset) + MAX_SD_SIZE + RECORD_WINDOW
+    if len(data) - offset > window:
+        chunk = bytes(data[offset:offset + window])
+        try:
+            job, end = _decode_record(chunk, offset)
+        except BlobError:
+            if chunk[:16] in LEGACY_JOB_MARKERS:      # the head fits the window: the cut is not why
+                raise
+            job, end = None, offset
+        if job is not None and not (job.partial and (_TRUNCATED in (job.partial_reason or "")
+                                                     or end >= offset + len(chunk) - 16)):
+            return job, end
+    return _decode_record(bytes(data[offset:]) if offset else bytes(data), offset)
+
+
+def _decode_record(data: bytes, base: int) -> tuple[Job, int]:
+    """The record at the start of `data` (one copy per record, not one per section); `base`
+    is its offset in the file, for messages and the returned end."""
     marker = data[:16]
     if len(marker) < 16:
         raise BlobError(f"{len(data)} bytes is too short for a job record")

@@ -102,7 +102,7 @@ def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | Non
     best: tuple[Container | None, int] = (None, offset)
     for count in range(1, len(schema.subcons) + 1):
         try:
-            parsed = Probe(Struct(*schema.subcons[:count])).parse(data[offset:])   # one-off: not cached
+            parsed = _prefix_probe(schema, count).parse(chunk)
         except job_fmt.OptionalFieldsCut as cut:    # keeps the optional fields read before the cut
             value = Container(best[0] or {})
             value[schema.subcons[count - 1].name] = cut.fields
@@ -112,6 +112,64 @@ def parse_prefix(schema: Any, data: bytes, offset: int) -> tuple[Container | Non
             break
         best = (parsed.value, offset + parsed.end)
     return best[0], best[1], error
+
+
+_PREFIXES: dict[tuple[int, int], tuple[Any, Probe]] = {}
+
+
+def _prefix_probe(schema: Struct, count: int) -> Probe:
+    """The first `count` fields of `schema`, built once: building a Struct per failed record made
+    resync over hostile bytes cost milliseconds per hit."""
+    from construct import Struct
+
+    key = (id(schema), count)
+    cached = _PREFIXES.get(key)
+    if cached is None or cached[0] is not schema:
+        if len(_PREFIXES) >= 1024:
+            _PREFIXES.clear()
+        cached = _PREFIXES[key] = (schema, Probe(Struct(*schema.subcons[:count])))
+    return cached[1]
+
+
+#: Work allowed for failed decoding attempts per input byte, so that no content costs more than
+#: a bounded time per MiB: an attempt that yields nothing (or a partial record) costs the bytes
+#: its head spans, at least ATTEMPT_COST; records that decode whole cost nothing (their cost is
+#: linear in the bytes they cover).
+BUDGET_PER_BYTE = 16
+ATTEMPT_COST = 16 * 1024
+MIN_BUDGET = 256 << 10
+
+
+class DecodeBudget:
+    """Work left for decoding candidate records of one input (resync, carving)."""
+
+    def __init__(self, size: int = 0) -> None:
+        self.left = MIN_BUDGET + BUDGET_PER_BYTE * size
+        self.exhausted_at: int | None = None
+        self.skipped = 0
+
+    def grow(self, size: int) -> None:
+        """More input was read (streaming): more work is allowed."""
+        self.left += BUDGET_PER_BYTE * size
+
+    def allows(self, where: int) -> bool:
+        """Is there work left for an attempt at `where`? (False notes the place, and counts the skip.)"""
+        if self.left > 0:
+            return True
+        if self.exhausted_at is None:
+            self.exhausted_at = where
+        self.skipped += 1
+        return False
+
+    def charge(self, nbytes: int = 0) -> None:
+        """The cost of one failed attempt whose head spans `nbytes`."""
+        self.left -= max(nbytes, ATTEMPT_COST)
+
+    def message(self) -> str | None:
+        if self.exhausted_at is None:
+            return None
+        return (f"decoding stopped at 0x{self.exhausted_at:x}: {self.skipped} candidate record(s) from there on "
+                "not examined (the work allowed per byte of input was used up: crafted or badly damaged data)")
 
 
 #: Parses of one schema before its compiled twin is made. Compiling the whole job record

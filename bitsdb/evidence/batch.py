@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file, side_role, special_kind
+from ..sources.detect import detect_file, role_of, side_role, special_kind
 from ..sources.result import SourceError, internal_error, unreadable
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
@@ -68,6 +68,8 @@ def classify(path: str | Path) -> str:
 
     if looks_like_image(path):
         return "image"
+    if role_of(path.name) == "store":
+        return "file"              # named like a store, its header damaged: read (and carved) as one
     raise SourceError("not a BITS database, state file, job/file record, zip archive or disk image "
                       "(unrecognised content)")
 

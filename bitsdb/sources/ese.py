@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..formats.plain import guid_text
 from ..formats.markers import InputKind
 from ..model import Job, JobFile, JobType, Provenance
 from .ese_lv import EseLongValues, LongValueError, lid_from_reference
-from .result import SourceError, SourceResult
+from .result import DamagedTable, SourceError, SourceResult
 
 ID_COLUMN = 0
 BLOB_COLUMN = 1
@@ -40,14 +41,6 @@ def _short(exc: Exception) -> str:
     return ": ".join(messages[:2]).rstrip(".")[:200] or type(exc).__name__
 
 
-def _table(database, name: str):
-    try:
-        table = database.get_table_by_name(name)
-    except (OSError, IOError) as exc:
-        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
-    return table
-
-
 def _long_values(reader: EseLongValues | None, name: str) -> dict[int, bytes]:
     """The table's long values read in one pass; empty (libesedb reads them one by one) if that fails."""
     try:
@@ -72,7 +65,10 @@ def _long_value(record, long_values: dict[int, bytes]):
             blob = None
         if blob is not None:
             return blob
-    return record.get_value_data_as_long_value(BLOB_COLUMN).get_data()
+    long_value = record.get_value_data_as_long_value(BLOB_COLUMN)
+    if long_value is None:
+        raise LongValueError("long value missing")
+    return long_value.get_data()
 
 
 def _page_rows(reader: EseLongValues | None, name: str) -> list[tuple[bytes, int]] | None:
@@ -83,29 +79,43 @@ def _page_rows(reader: EseLongValues | None, name: str) -> list[tuple[bytes, int
         return None
 
 
-def _rows(table, name: str, result: SourceResult, long_values: dict[int, bytes],
-          page_rows: list[tuple[bytes, int]] | None = None):
-    """(index, id text, blob or None, reason) for every row; unreadable blobs are reported as errors.
+#: What libesedb's binding raises on damaged pages (and what a None it returns leads to).
+_READ_FAILURES = (OSError, IOError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError,
+                  LongValueError, struct.error)
+
+
+@dataclass
+class _TableRead:
+    """What reading one table met: rows whose blob could not be read, and whole-table problems."""
+
+    name: str
+    rows_read: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _rows(table, read: _TableRead, long_values: dict[int, bytes], page_rows: list[tuple[bytes, int]] | None = None):
+    """(index, id text, blob or None, reason) for every row that can be reached; what cannot is noted.
 
     Rows read from the pages (`page_rows`, when they are as many as libesedb counts) take their
     blob from the one-pass long values; any row whose blob is not there is read with libesedb."""
-    try:
-        count = table.get_number_of_records()
-    except (OSError, IOError) as exc:
-        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
+    count = _record_count(table, read)
+    if count is None:
+        return
     if page_rows is not None and len(page_rows) == count:
         for index, (raw_id, lid) in enumerate(page_rows):
             blob = long_values.pop(lid, None)
             if blob is None:
-                yield _record_row(table, index, name, result, long_values)
+                yield _record_row(table, index, read, long_values)
             else:
+                read.rows_read += 1
                 yield index, guid_text(raw_id), blob, None
         return
     for index in range(count):
-        yield _record_row(table, index, name, result, long_values)
+        yield _record_row(table, index, read, long_values)
 
 
-def _record_row(table, index: int, name: str, result: SourceResult, long_values: dict[int, bytes]):
+def _record_row(table, index: int, read: _TableRead, long_values: dict[int, bytes]):
     """One row through libesedb: (index, id text, blob or None, reason)."""
     record_id = blob = None
     try:
@@ -116,83 +126,161 @@ def _record_row(table, index: int, name: str, result: SourceResult, long_values:
             blob = _long_value(record, long_values)
         else:
             blob = record.get_value_data(BLOB_COLUMN)
-    except (OSError, IOError) as exc:
+    except _READ_FAILURES as exc:
         reason = f"blob unreadable ({_short(exc)})"
-        result.errors.append(f"{name} record {index} ({record_id or 'id unreadable'}): {reason}")
+        read.unreadable.append(f"record {index} ({record_id or 'id unreadable'}): {reason}")
         return index, record_id, None, reason
+    read.rows_read += 1
     return index, record_id, bytes(blob or b""), None
 
 
-def read_ese(path: Path, sha256: str | None) -> SourceResult:
-    result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
-    database, handle = _open(path)
+def _tree_checker(path: Path) -> tuple[EseLongValues | None, str | None]:
+    """The page walker that checks table trees, or why there is none: a page size it does not
+    read is no damage (nothing is checked); a catalog it cannot walk is."""
     try:
-        try:
-            names = {table.name for table in database.tables}
-        except (OSError, IOError) as exc:
-            raise SourceError(f"cannot read the ESE catalog ({_short(exc)})") from None
-        if "Jobs" not in names:
-            raise SourceError("ESE database without a Jobs table (not a BITS qmgr.db)")
-        lv_reader = _long_value_reader(path)
-        # Jobs first, then Files: the blobs of the two tables are never all in memory at once
-        # (a decoded blob is dropped; a 10,000-job store holds 50 MB of them).
-        unreadable_jobs = 0
-        for index, job_id, blob, reason in _streamed_rows(_table(database, "Jobs"), "Jobs", lv_reader, result,
-                                                          lambda data, key: decode_job_blob(data)):
-            provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
-                                    table="Jobs", record_index=index, recovered_from="live table")
-            if blob is None:
-                unreadable_jobs += 1
-                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
-                continue
-            done = blob if isinstance(blob, _Decoded) else _Decoded(lambda data, key: decode_job_blob(data), blob, None)
-            if done.error is not None:
-                exc, blob = done.error
-                result.errors.append(f"Jobs record {index} ({job_id}): {exc}")
-                result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
-                                       undecoded=blob, blob_size=len(blob)))
-                unreadable_jobs += 1
-                continue
-            job = done.value
-            job.provenance = provenance
-            if job_id and job.job_id != job_id:
-                job.unknown["row_id"] = job_id
-                job.partial = True
-                job.partial_reason = (job.partial_reason + "; " if job.partial_reason else "") + \
-                    f"row Id {job_id} differs from the blob's job id"
-            result.jobs.append(job)
-        files_by_id: dict[str, JobFile] = {}
-        file_blobs: dict[str, tuple[int, Any]] = {}
-        if "Files" in names:
-            layouts = _first_layouts(result.jobs)
-            for index, file_id, blob, _ in _streamed_rows(
-                    _table(database, "Files"), "Files", lv_reader, result,
-                    lambda data, key: decode_file_blob(data, key, layouts.get(key))):
-                file_blobs[file_id or f"row-{index}"] = (index, blob)
-        else:
-            result.warnings.append("no Files table: job files cannot be resolved")
-        for job in result.jobs:
-            layout = _layout(job)
-            for file_id in job.file_ids:
-                if file_id not in file_blobs:
-                    job.missing_file_ids.append(file_id)
-                    continue
-                if file_id not in files_by_id:
-                    file_index, file_blob = file_blobs[file_id]
-                    files_by_id[file_id] = _decode_file(path, sha256, result, file_id, file_index, file_blob,
-                                                        layout)
-                    file_blobs[file_id] = (file_index, b"")   # decoded: its bytes need not stay in memory
-                job.files.append(files_by_id[file_id])
-        for file_id, (index, blob) in file_blobs.items():
-            if file_id not in files_by_id:
-                result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
-        if unreadable_jobs and result.orphan_files:
-            result.warnings.append(f"{len(result.orphan_files)} file row(s) reported as orphans may belong to the "
-                                   f"{unreadable_jobs} job row(s) that could not be decoded")
+        return EseLongValues(path), None
+    except LongValueError as exc:
+        return None, None if "page size" in str(exc) else f"the catalog cannot be walked ({exc})"
+    except _ONE_PASS_FAILURES as exc:
+        return None, f"the catalog cannot be walked ({type(exc).__name__}: {exc})"
+
+
+def _check_table(read: _TableRead, checker: EseLongValues | None, why_not: str | None) -> None:
+    """Compare what libesedb read with the table's own tree (walked page by page): a zeroed or
+    foreign root, a broken child or sibling link, or rows libesedb skipped make the table damaged."""
+    if checker is None:
+        if why_not:
+            read.problems.append(f"its tree cannot be checked: {why_not}")
+        return
+    try:
+        rows = checker.table_rows(read.name)
+    except _ONE_PASS_FAILURES as exc:
+        read.problems.append(f"tree damaged ({exc})")
+        return
+    reached = read.rows_read + len(read.unreadable)
+    if rows != reached:
+        read.problems.append(f"its tree holds {rows} row(s) but {reached} could be reached")
+
+
+def _damage(read: _TableRead, objids: tuple[int, ...] | None, page_size: int | None) -> DamagedTable | None:
+    problems = list(read.problems)
+    if read.unreadable:
+        problems.append(f"{len(read.unreadable)} row(s) whose blob cannot be read ({read.unreadable[0]}"
+                        + (", ..." if len(read.unreadable) > 1 else "") + ")")
+    if not problems:
+        return None
+    return DamagedTable(read.name, "; ".join(problems), objids, page_size)
+
+
+def read_ese(path: Path, sha256: str | None) -> SourceResult:
+    """Live rows of Jobs and Files. A table that cannot be read whole is listed in
+    `damaged_tables` (its rows are then recovered from its pages by stores.read); rows read
+    before a failure are kept."""
+    result = SourceResult(path=str(path), kind=InputKind.ESE_DATABASE.value, sha256=sha256)
+    checker = _tree_checker(path)
+    page_size = checker[0].page_size if checker[0] else None
+    try:
+        database, handle = _open(path)
+    except SourceError as exc:
+        result.damaged_tables.append(DamagedTable(None, str(exc), None, page_size, unless_found=str(exc)))
+        return result
+    try:
+        _read_tables(path, sha256, result, database, checker, page_size)
     finally:
         database.close()
         handle.close()
+    size = path.stat().st_size
+    if page_size and size % page_size:
+        result.warnings.append(f"the file ends {size % page_size} byte(s) into page {size // page_size - 1} "
+                               "(truncated: free pages past the end, and what --recover finds there, are lost)")
     return result
+
+
+def _objids(database_table, name: str, lv_reader: EseLongValues | None) -> tuple[int, ...] | None:
+    """The objects whose pages hold a table's rows and blobs (None: not known, every page)."""
+    tree = lv_reader.table(name) if lv_reader else None
+    lv_tree = lv_reader.lv_tree(name) if lv_reader else None
+    try:
+        objid = tree[0] if tree else database_table.identifier
+    except _READ_FAILURES:
+        return None
+    if lv_reader is None or (lv_tree is None and tree is None):
+        return None                                  # the LV tree's object is unknown
+    return (objid,) + ((lv_tree[0],) if lv_tree else ())
+
+
+def _read_tables(path: Path, sha256: str | None, result: SourceResult, database,
+                 checker: tuple[EseLongValues | None, str | None], page_size: int | None) -> None:
+    try:
+        tables = {table.name: table for table in database.tables}
+    except _READ_FAILURES as exc:
+        problem = f"cannot read the ESE catalog ({_short(exc)})"
+        result.damaged_tables.append(DamagedTable(None, problem, None, page_size, unless_found=problem))
+        return
+    if "Jobs" not in tables:
+        problem = "ESE database without a Jobs table (not a BITS qmgr.db)"
+        result.damaged_tables.append(DamagedTable("Jobs", "not in the catalog (catalog damaged?)", None, page_size,
+                                                  unless_found=problem))
+        return
+    lv_reader = _long_value_reader(path)
+    # Jobs first, then Files: the blobs of the two tables are never all in memory at once
+    # (a decoded blob is dropped; a 10,000-job store holds 50 MB of them).
+    jobs_read = _TableRead("Jobs")
+    for index, job_id, blob, reason in _streamed_rows(tables["Jobs"], jobs_read, lv_reader,
+                                                      lambda data, key: decode_job_blob(data)):
+        provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=result.kind,
+                                table="Jobs", record_index=index, recovered_from="live table")
+        if blob is None:
+            result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=reason))
+            continue
+        done = blob if isinstance(blob, _Decoded) else _Decoded(lambda data, key: decode_job_blob(data), blob, None)
+        if done.error is not None:
+            exc, blob = done.error
+            result.jobs.append(Job(job_id=job_id, partial=True, provenance=provenance, partial_reason=str(exc),
+                                   undecoded=blob, blob_size=len(blob)))
+            continue
+        job = done.value
+        job.provenance = provenance
+        if job_id and job.job_id != job_id:
+            job.unknown["row_id"] = job_id
+            job.partial = True
+            job.partial_reason = (job.partial_reason + "; " if job.partial_reason else "") + \
+                f"row Id {job_id} differs from the blob's job id"
+        result.jobs.append(job)
+    _note_damage(result, jobs_read, tables["Jobs"], checker, page_size)
+    files_by_id: dict[str, JobFile] = {}
+    file_blobs: dict[str, tuple[int, Any]] = {}
+    if "Files" in tables:
+        layouts = _first_layouts(result.jobs)
+        files_read = _TableRead("Files")
+        for index, file_id, blob, _ in _streamed_rows(tables["Files"], files_read, lv_reader,
+                                                      lambda data, key: decode_file_blob(data, key, layouts.get(key))):
+            file_blobs[file_id or f"row-{index}"] = (index, blob)
+        _note_damage(result, files_read, tables["Files"], checker, page_size)
+    else:
+        result.warnings.append("no Files table: job files cannot be resolved")
+    for job in result.jobs:
+        layout = _layout(job)
+        for file_id in job.file_ids:
+            if file_id not in file_blobs:
+                job.missing_file_ids.append(file_id)
+                continue
+            if file_id not in files_by_id:
+                file_index, file_blob = file_blobs[file_id]
+                files_by_id[file_id] = _decode_file(path, sha256, result, file_id, file_index, file_blob, layout)
+                file_blobs[file_id] = (file_index, b"")   # decoded: its bytes need not stay in memory
+            job.files.append(files_by_id[file_id])
+    for file_id, (index, blob) in file_blobs.items():
+        if file_id not in files_by_id:
+            result.orphan_files.append(_decode_file(path, sha256, result, file_id, index, blob, None))
+
+
+def _note_damage(result: SourceResult, read: _TableRead, table, checker: tuple[EseLongValues | None, str | None],
+                 page_size: int | None) -> None:
+    _check_table(read, *checker)
+    damage = _damage(read, _objids(table, read.name, checker[0]), page_size)
+    if damage:
+        result.damaged_tables.append(damage)
 
 
 def _layout(job: Job) -> str | None:
@@ -222,14 +310,15 @@ class _Decoded:
             self.error = (exc, blob)
 
 
-def _streamed_rows(table, name: str, reader: EseLongValues | None, result: SourceResult, decode: Any):
+def _streamed_rows(table, read: _TableRead, reader: EseLongValues | None, decode: Any):
     """(index, id text, blob, reason) per row, like _rows, where `blob` is already a _Decoded
     (`decode(blob, id text)`) for every blob the long-value pass assembled: each is decoded as it
     is read and let go, so a table's blobs are never all in memory at once. Rows the pass does not
     give are read with libesedb (bytes, or None with the reason), in row order as before."""
+    name = read.name
     page_rows = _page_rows(reader, name)
-    if page_rows is None or len(page_rows) != _record_count(table, name):
-        yield from _rows(table, name, result, _long_values(reader, name), page_rows)
+    if page_rows is None or len(page_rows) != _record_count(table, read, quiet=True):
+        yield from _rows(table, read, _long_values(reader, name), page_rows)
         return
     keys = dict(zip((lid for _, lid in page_rows), map(guid_text, (raw_id for raw_id, _ in page_rows))))
     decoded: dict[int, _Decoded] = {}
@@ -242,14 +331,21 @@ def _streamed_rows(table, name: str, reader: EseLongValues | None, result: Sourc
         decoded = {}
     for index, (_, lid) in enumerate(page_rows):
         done = decoded.pop(lid, None)
-        yield (index, keys[lid], done, None) if done is not None else _record_row(table, index, name, result, {})
+        if done is not None:
+            read.rows_read += 1
+            yield index, keys[lid], done, None
+        else:
+            yield _record_row(table, index, read, {})
 
 
-def _record_count(table, name: str) -> int:
+def _record_count(table, read: _TableRead, quiet: bool = False) -> int | None:
+    """libesedb's row count; None (noted as the table's problem unless `quiet`) when it fails."""
     try:
         return table.get_number_of_records()
-    except (OSError, IOError) as exc:
-        raise SourceError(f"cannot read table {name} ({_short(exc)})") from None
+    except _READ_FAILURES as exc:
+        if not quiet:
+            read.problems.append(f"rows cannot be counted ({_short(exc)})")
+        return None
 
 
 def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: str, index: int, blob: Any,
@@ -266,7 +362,6 @@ def _decode_file(path: Path, sha256: str | None, result: SourceResult, file_id: 
             jf = blob.value
         else:
             exc, raw = blob.error
-            result.errors.append(f"Files record {index} ({file_id}): {exc}")
             jf = JobFile(file_id=file_id, partial=True, partial_reason=str(exc), undecoded=raw)
     jf.provenance = provenance
     return jf

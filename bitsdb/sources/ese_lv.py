@@ -142,9 +142,35 @@ class EseLongValues:
                 rows.append((record[4:20], int.from_bytes(record[26:], "little")))
         return rows
 
+    def table(self, table_name: str) -> tuple[int, int] | None:
+        """(object id, root page) of the table's data tree, as the catalog names it."""
+        return self._tables.get(table_name)
+
     def lv_tree(self, table_name: str) -> tuple[int, int] | None:
         """(object id, root page) of the table's LV tree, as the catalog names it."""
         return self._lv_trees.get(table_name)
+
+    def table_rows(self, table_name: str) -> int:
+        """Rows (live leaf nodes) of the table's data tree, walked from its root with every page
+        checked and the leaf pages' sibling links followed; LongValueError says what is damaged."""
+        if table_name not in self._tables:
+            raise LongValueError(f"table {table_name} is not in the catalog")
+        objid, root = self._tables[table_name]
+        leaves: list[int] = []
+        with self.path.open("rb") as handle:
+            self._handle = handle
+            rows = sum(1 for _, _, flags in self._leaf_nodes(root, objid, False, leaves)
+                       if not flags & _NODE_DELETED)
+            expected_prev = 0
+            for index, pgno in enumerate(leaves):
+                handle.seek((pgno + 1) * self.page_size)
+                _, _, prev_pgno, next_pgno, *_ = _PGHDR.unpack(handle.read(_PGHDR.size))
+                expected_next = leaves[index + 1] if index + 1 < len(leaves) else 0
+                if prev_pgno != expected_prev or next_pgno != expected_next:
+                    raise LongValueError(f"leaf page {pgno} links to pages {prev_pgno} and {next_pgno}, "
+                                         f"not {expected_prev} and {expected_next}")
+                expected_prev = pgno
+        return rows
 
     def read_page(self, pgno: int, objid: int, *, is_root: bool, long_value_tree: bool = True):
         """(page flags, [(key, data, node flags)]) of one checked tree page (for inspection and tests)."""
@@ -209,8 +235,10 @@ class EseLongValues:
 
     # --- pages and trees ----------------------------------------------------------------
 
-    def _leaf_nodes(self, root_pgno: int, objid: int, long_value_tree: bool) -> Iterator[tuple[bytes, bytes, int]]:
-        """(key, data, node flags) of every leaf node under ``root_pgno``, in key order."""
+    def _leaf_nodes(self, root_pgno: int, objid: int, long_value_tree: bool,
+                    leaves: list[int] | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+        """(key, data, node flags) of every leaf node under ``root_pgno``, in key order (the leaf
+        pages, in that order, appended to `leaves` when given)."""
         visited: set[int] = set()
 
         def walk(pgno: int, depth: int, is_root: bool) -> Iterator[tuple[bytes, bytes, int]]:
@@ -219,6 +247,8 @@ class EseLongValues:
             visited.add(pgno)
             flags, nodes = self._page(pgno, objid, long_value_tree, is_root)
             if flags & PAGE_LEAF:
+                if leaves is not None:
+                    leaves.append(pgno)
                 yield from nodes
                 return
             for _, data, _ in nodes:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..decode.job import job_head_problems
+from ..decode.job import job_head_problems, job_head_span
 from ..decode.legacy import decode_legacy_record
-from ..decode.sections import BlobError, plausible_filetime
+from ..decode.sections import BlobError, DecodeBudget, plausible_filetime
 from ..formats import legacy as fmt
 from ..formats.markers import LEGACY_FILE_HEADER, LEGACY_JOB_MARKERS, LEGACY_QUEUE_MARKER, InputKind
 from ..model import Job, Provenance
@@ -87,35 +87,65 @@ def _guid_text(raw: bytes) -> str | None:
     return str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == 16 else None
 
 
-def _next_marker(data: bytes, start: int, markers: Sequence[bytes]) -> tuple[int, bytes | None]:
-    """The earliest occurrence of any of `markers` at or after `start`."""
-    best, found = -1, None
-    for marker in markers:
-        at = data.find(marker, start)
-        if at >= 0 and (best < 0 or at < best):
-            best, found = at, marker
-    return best, found
+class _MarkerFinder:
+    """Next occurrence of any of a set of markers, each searched for once per occurrence.
+
+    A plain `find` per marker on every call rescans to the end of the file for markers
+    that no longer occur: quadratic on a file dense with another marker.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.found: dict[bytes, tuple[int, int]] = {}    # marker -> (searched from, found at or -1)
+
+    def next(self, start: int, markers: Sequence[bytes]) -> tuple[int, bytes | None]:
+        best, found = -1, None
+        for marker in markers:
+            searched, at = self.found.get(marker, (len(self.data) + 1, -1))
+            if start < searched or 0 <= at < start:
+                at = self.data.find(marker, start)
+                self.found[marker] = (start, at)
+            if at >= 0 and (best < 0 or at < best):
+                best, found = at, marker
+        return best, found
 
 
-def _resync(data: bytes, start: int, job_markers: Sequence[bytes]) -> tuple[int, bool]:
+def _resync(data: bytes, start: int, job_markers: Sequence[bytes], walk: "_Walk") -> tuple[int, tuple | None]:
     """Next position where a valid job record or the closing queue marker starts.
 
-    Returns (offset, is_job); offset is len(data) when neither is found.
+    Returns (offset, (job, end) of the record there or None); offset is len(data) when neither
+    is found. Hits whose head cannot be a record's are skipped before decoding
+    (job_head_span), and each decoding attempt is paid from the file's budget.
     """
     pos = start
     while True:
-        at, marker = _next_marker(data, pos, [LEGACY_QUEUE_MARKER, *job_markers])
+        at, marker = walk.finder.next(pos, [LEGACY_QUEUE_MARKER, *job_markers])
         if at < 0:
-            return len(data), False
+            return len(data), None
         if marker == LEGACY_QUEUE_MARKER:
-            return at, False
-        try:
-            job, _ = decode_legacy_record(data, at)
-            if not job_head_problems(job):
-                return at, True
-        except BlobError:
-            pass
+            return at, None
+        span = job_head_span(data, at)
+        if span:
+            if not walk.budget.allows(at):
+                return len(data), None
+            try:
+                job, end = decode_legacy_record(data, at)
+                if not job_head_problems(job):
+                    if job.partial:
+                        walk.budget.charge(span)
+                    return at, (job, end)
+            except BlobError:
+                pass
+            walk.budget.charge(span)
         pos = at + 1
+
+
+@dataclass
+class _Walk:
+    """What the walk of one file shares: marker positions found so far and the decoding budget."""
+
+    finder: _MarkerFinder
+    budget: DecodeBudget
 
 
 def parse_state_file(data: bytes) -> LegacyState:
@@ -137,15 +167,20 @@ def parse_state_file(data: bytes) -> LegacyState:
         warn(f"{version} prefix GUID but the header starts at 0x{header:x}, not 0x{prefix_size:x}")
     pos = header + 16
     job_markers = list(LEGACY_JOB_MARKERS)
+    walk = _Walk(_MarkerFinder(data), DecodeBudget(len(data)))
     for queue in (1, 2):
-        pos = _walk_queue(data, pos, queue, state, job_markers)
+        pos = _walk_queue(data, pos, queue, state, job_markers, walk)
         if pos is None:
-            return state
-    _walk_trailer(data, pos, state)
+            break
+    else:
+        _walk_trailer(data, pos, state)
+    if walk.budget.message():
+        state.errors.append(walk.budget.message())
     return state
 
 
-def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_markers: list[bytes]) -> int | None:
+def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_markers: list[bytes],
+                walk: _Walk) -> int | None:
     """One queue; returns the offset after its closing marker, or None when the file ends."""
     warn, fail = state.warnings.append, state.errors.append
     pos = _find_queue_marker(data, pos, f"queue {queue}: marker missing at 0x{pos:x}",
@@ -159,6 +194,7 @@ def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_marke
     state.declared_counts.append(count)
     pos += 20
     found = 0
+    decoded = None                      # (job, end) of the record at pos, when a resync decoded it
     while found < min(count, fmt.MAX_JOBS_PER_QUEUE):
         if pos >= len(data):
             fail(f"queue {queue}: file ends after {found} of {count} job(s) (truncated)")
@@ -167,12 +203,21 @@ def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_marke
         if marker == LEGACY_QUEUE_MARKER:
             break
         try:
-            job, end = decode_legacy_record(data, pos)
+            if decoded is None:
+                if not walk.budget.allows(pos):
+                    break
+                try:
+                    decoded = decode_legacy_record(data, pos)
+                finally:
+                    if decoded is None or decoded[0].partial:
+                        walk.budget.charge()
+            job, end = decoded
+            decoded = None
         except BlobError as exc:
-            nxt, is_job = _resync(data, pos + 1, job_markers)
+            nxt, decoded = _resync(data, pos + 1, job_markers, walk)
             fail(f"queue {queue}: {nxt - pos} byte(s) at 0x{pos:x} are not a job record ({exc}); skipped")
             pos = nxt
-            if not is_job:
+            if decoded is None:
                 break
             continue
         if marker not in job_markers:
@@ -184,12 +229,11 @@ def _walk_queue(data: bytes, pos: int, queue: int, state: LegacyState, job_marke
             warn(f"queue 2 holds a job (0x{pos:x}); never seen in known files")
         nxt = end
         if job.partial:
-            nxt, _ = _resync(data, end, job_markers)
+            nxt, decoded = _resync(data, end, job_markers, walk)
             job.undecoded = data[end:nxt]
             record.end = nxt
-            fail(f"queue {queue}: job {job.job_id} at 0x{pos:x} is partial: {job.partial_reason}")
         elif data[end:end + 16] != LEGACY_QUEUE_MARKER and data[end:end + 16] not in job_markers:
-            nxt, _ = _resync(data, end, job_markers)
+            nxt, decoded = _resync(data, end, job_markers, walk)
             fail(f"queue {queue}: {nxt - end} unexpected byte(s) between records at 0x{end:x}; skipped")
         pos = nxt
     if count > fmt.MAX_JOBS_PER_QUEUE:

@@ -12,7 +12,10 @@ from .result import SourceError, SourceResult
 
 
 def read_raw(path: Path, sha256: str | None, kind: InputKind) -> SourceResult:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
     result = SourceResult(path=str(path), kind=kind.value, sha256=sha256)
     provenance = Provenance(source_path=str(path), source_sha256=sha256, source_kind=kind.value, offset=0)
     try:

@@ -11,6 +11,18 @@ from ..model import Job, JobFile
 
 
 @dataclass
+class DamagedTable:
+    """A table whose rows could not all be read; stores.read recovers its rows from its pages."""
+
+    table: str | None                              # None: the database itself (header, catalog)
+    problem: str                                   # one line: what is damaged
+    objids: tuple[int, ...] | None = None          # pages whose header names these objects; None: every page
+    page_size: int | None = None
+    #: When nothing is recovered, the source is not a BITS store after all: SourceError(this).
+    unless_found: str | None = None
+
+
+@dataclass
 class SourceResult:
     """Everything one source file yielded."""
 
@@ -21,6 +33,21 @@ class SourceResult:
     orphan_files: list[JobFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # damage: the run exits non-zero
+    damaged_tables: list[DamagedTable] = field(default_factory=list)
+    #: Part of the source is damaged although every problem is a warning (partial live records):
+    #: the run exits non-zero all the same.
+    damaged: bool = False
+
+
+#: Lines of one kind reported per source before the rest is summed up in one line.
+MESSAGE_CAP = 20
+
+
+def capped(lines: list[str], what: str, cap: int = MESSAGE_CAP) -> list[str]:
+    """The first `cap` lines, then "... and N more <what>" (one line per problem, never a flood)."""
+    if len(lines) <= cap:
+        return lines
+    return lines[:cap] + [f"... and {len(lines) - cap} more {what}"]
 
 
 class SourceError(Exception):
