@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from enum import IntEnum, IntFlag
 from typing import Any, TypeVar
 
+from .text import RepairedText, is_valid, matches, repaired, repaired_path
 from .timeutil import datetime_to_filetime, filetime_to_iso
 
 
@@ -173,6 +174,7 @@ def flags_to_dict(flag_type: type[IntFlag], value: int | None) -> dict[str, Any]
 # one, @dataclass builds it from inspect.signature, which costs start-up time.)
 FILETIME = {"kind": "filetime"}
 OMIT_NONE = {"omit_none": True}          # left out of to_dict while None
+OMIT_EMPTY = {"omit_empty": True}        # left out of to_dict while empty (raw_strings of clean evidence)
 
 
 def _flags(flag_type: type[IntFlag]) -> dict[str, Any]:
@@ -223,8 +225,8 @@ def _make_to_dict(cls: type) -> Any:
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
             continue
-        if f.metadata.get("omit_none"):
-            optional.append(f.name)
+        if f.metadata.get("omit_none") or f.metadata.get("omit_empty"):
+            optional.append((f.name, " is not None" if f.metadata.get("omit_none") else ""))
             continue
         name, kind = f.name, f.metadata.get("kind")
         if kind == "filetime":
@@ -236,8 +238,8 @@ def _make_to_dict(cls: type) -> Any:
             items.append(f"{name!r}: v if (v := obj.{name}).__class__ in AS_IS else plain(v)")
     body = ",\n        ".join(items)
     source = f"def to_dict(obj):\n    out = {{\n        {body}\n    }}\n"
-    for name in optional:       # present only when set: records without it look as they always did
-        source += f"    if (v := obj.{name}) is not None:\n        out[{name!r}] = plain(v)\n"
+    for name, test in optional:   # present only when set: records without it look as they always did
+        source += f"    if (v := obj.{name}){test}:\n        out[{name!r}] = plain(v)\n"
     source += "    return out\n"
     exec(compile(source, f"<to_dict of {cls.__name__}>", "exec"), env)
     _PLANS[cls] = to_dict = env["to_dict"]
@@ -308,6 +310,57 @@ class Record:
         return record_from_dict(cls, data)
 
 
+def _text_fields(cls: type) -> tuple[str, ...]:
+    """Names of a record class's fields that hold text (str or str | None)."""
+    names = _TEXT_FIELDS.get(cls)
+    if names is None:
+        hints = typing.get_type_hints(cls)
+        names = _TEXT_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls)
+            if hints[f.name] is str or (typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
+                                        and str in typing.get_args(hints[f.name])))
+    return names
+
+
+_TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def keep_raw_strings(record: Any, repair=repaired) -> None:
+    """Move text that is not valid Unicode out of `record`'s text fields: the field keeps the text
+    with U+FFFD per bad unit, `record.raw_strings[field]` the hex of the exact source bytes.
+
+    Called where strings enter the model (decoders, provenance); idempotent.
+    """
+    raw_strings = record.raw_strings
+    for name in _text_fields(record.__class__):
+        value = getattr(record, name)
+        if value is None or (value.__class__ is str and (value.isascii() or is_valid(value))):
+            continue
+        if not isinstance(value, RepairedText):
+            value = repair(value)
+            if not isinstance(value, RepairedText):
+                continue
+        raw_strings[name] = value.raw.hex()
+        setattr(record, name, str(value))
+
+
+def stored_text(record: Any, name: str, default: Any = "") -> Any:
+    """What an encoder writes for a text field: the kept source bytes while the text still stands
+    for them (`raw_strings`), else the text; `default` when the field is empty."""
+    value = getattr(record, name)
+    if not value:
+        return default
+    raw = record.raw_strings.get(name)
+    if raw is not None:
+        try:
+            data = bytes.fromhex(raw)
+        except ValueError:
+            raise ValueError(f"raw_strings.{name}: {raw[:40]!r} is not hex text") from None
+        if matches(value, data):
+            return data
+    return value
+
+
 @dataclass(slots=True, eq=False, repr=False)
 class Location(Record):
     """One place an identical copy of a record was found (see Provenance.locations)."""
@@ -322,10 +375,15 @@ class Location(Record):
     volume_offset: int | None = None
     allocation: str | None = None
     path_in_evidence: str | None = None
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex of path bytes
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self, repaired_path)
 
     @classmethod
     def of(cls, provenance: "Provenance") -> "Location":
-        return cls(**{name: getattr(provenance, name) for name in _LOCATION_FIELDS})
+        return cls(**{name: getattr(provenance, name) for name in _LOCATION_FIELDS},
+                   raw_strings={k: v for k, v in provenance.raw_strings.items() if k in _LOCATION_FIELDS})
 
     def same_place(self, other: "Location") -> bool:
         """The same bytes, however they were reached (a file in an image, or that image's volume)."""
@@ -357,6 +415,11 @@ class Provenance(Record):
     volume_offset: int | None = None        # disk images: the bytes' offset from the start of their volume
     allocation: str | None = None           # disk images: where on the volume (ALLOCATION_KINDS)
     locations: list[Location] | None = None  # every place an identical copy was found (this one first), if several
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex of path bytes
+
+    def __post_init__(self) -> None:
+        # Where evidence paths become provenance: names that are not UTF-8 are repaired here.
+        keep_raw_strings(self, repaired_path)
 
     def add_locations(self, others: "list[Location]") -> None:
         """Record further places of the same record (this one stays first; a place is listed once)."""
@@ -369,7 +432,7 @@ class Provenance(Record):
 
 #: Provenance.allocation: where on a disk image's volume a carved record's bytes lie.
 ALLOCATION_KINDS = ("unallocated", "allocated file", "file slack", "unpartitioned", "no file system")
-_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Location))
+_LOCATION_FIELDS = tuple(f.name for f in dataclasses.fields(Location) if f.name != "raw_strings")
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -411,6 +474,10 @@ class JobError(Record):
     form: int                               # 21 or 25 byte record
     extra: str | None = None
     unknown: dict[str, Any] = field(default_factory=dict)
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -467,6 +534,10 @@ class JobFile(Record):
     partial_reason: str | None = None
     undecoded: bytes = b""
     provenance: Provenance | None = None
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
 
 
 @dataclass(slots=True, eq=False, repr=False)
@@ -524,6 +595,10 @@ class Job(Record):
     blob_size: int | None = None
     provenance: Provenance | None = None
     history: JobHistory | None = field(default=None, metadata=OMIT_NONE)   # event logs and processes
+    raw_strings: dict[str, str] = field(default_factory=dict, metadata=OMIT_EMPTY)  # field -> hex (UTF-16LE)
+
+    def __post_init__(self) -> None:
+        keep_raw_strings(self)        # text that is not valid Unicode never stays in a field
 
     @property
     def is_upload(self) -> bool:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
-from .sources.detect import detect_file, role_of
+from .sources.detect import detect_file, role_of, special_kind
 from .sources.result import DamagedTable, SourceError, SourceResult, capped, sha256_of
+from .text import repaired_path
 
 
 def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
@@ -108,12 +109,13 @@ def _partial_line(record, what: str, record_id: str | None) -> str:
 def stamp_sha256(result: SourceResult, sha256: str) -> None:
     """Record the source hash on the result and on every record's provenance."""
     result.sha256 = sha256
+    source = repaired_path(result.path)         # how provenance holds the path (bitsdb.text)
     for job in result.jobs:
         for record in [job, *job.files]:
-            if record.provenance is not None and record.provenance.source_path == result.path:
+            if record.provenance is not None and record.provenance.source_path == source:
                 record.provenance.source_sha256 = sha256
     for jf in result.orphan_files:
-        if jf.provenance is not None and jf.provenance.source_path == result.path:
+        if jf.provenance is not None and jf.provenance.source_path == source:
             jf.provenance.source_sha256 = sha256
 
 
@@ -124,7 +126,10 @@ def detect_kind(path: Path) -> InputKind:
     if path.is_dir():
         raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
     try:
-        if path.stat().st_size == 0:
+        st = path.stat()
+        if special_kind(st):
+            raise SourceError(f"not a regular file ({special_kind(st)}): not read")
+        if st.st_size == 0:
             raise SourceError("empty file")
         return detect_file(path)
     except PermissionError:

@@ -10,7 +10,7 @@ _MAX_FILETIME = 2650467743999999999  # 9999-12-31, the last value datetime can h
 
 def filetime_to_datetime(value: int | None) -> datetime | None:
     """None for 0 ("not set") and for values datetime cannot represent."""
-    if not value or value > _MAX_FILETIME:
+    if not value or not 0 < value <= _MAX_FILETIME:
         return None
     return _EPOCH + timedelta(microseconds=value // 10)
 
@@ -24,7 +24,7 @@ def filetime_to_iso(value: int | None) -> str | None:
 
     Hot in every output: the date text is cached per day, the time computed with integers.
     """
-    if not value or value > _MAX_FILETIME:
+    if not value or not 0 < value <= _MAX_FILETIME:
         return None
     days, ticks = divmod(value, _TICKS_PER_DAY)
     date = _DATES.get(days)

@@ -360,7 +360,7 @@ def _reference_to_dict(obj):
             continue
         value = getattr(obj, f.name)
         kind = f.metadata.get("kind")
-        if f.metadata.get("omit_none") and value is None:
+        if (f.metadata.get("omit_none") and value is None) or (f.metadata.get("omit_empty") and not value):
             continue
         if kind == "filetime":
             out[f.name] = filetime_to_iso(value)

@@ -6,6 +6,7 @@ again (parse(build(x)) == x), then checks the fields that matter one by one.
 
 from __future__ import annotations
 
+import json
 import struct
 import uuid
 
@@ -74,8 +75,30 @@ def test_wstr_round_trip(text):
 
 def test_wstr_count_zero_and_lone_surrogate_are_kept():
     assert WStr.parse(b"\x00\x00\x00\x00") == ""
-    odd = WStr.parse(struct.pack("<I", 2) + b"\x00\xd8\x00\x00")
-    assert odd == "\ud800"
+    stored = struct.pack("<I", 3) + b"\x00\xd8A\x00\x00\x00"
+    odd = WStr.parse(stored)
+    assert odd == "\ufffdA" and odd.raw == b"\x00\xd8A\x00"      # valid text; the exact bytes beside it
+    assert WStr.build(odd) == stored
+
+
+def test_job_with_lone_surrogates_round_trips_through_json():
+    """Attacker-chosen names holding lone surrogates: valid text out, the original bytes rebuilt exactly."""
+    job = make_job(display_name="evil\ud800name", notify_program="C:\\x\udc00.exe")
+    files = [JobFile(file_id=None, local_name="C:\\a\udfff.exe", remote_name="http://x/a", temp_name="t")]
+    blob = encode_job(job)
+    again = decode_job_blob(blob)
+    assert again.display_name == "evil\ufffdname" and again.notify_program == "C:\\x\ufffd.exe"
+    assert again.raw_strings == {"display_name": "evil\ud800name".encode("utf-16-le", "surrogatepass").hex(),
+                                 "notify_program": "C:\\x\udc00.exe".encode("utf-16-le", "surrogatepass").hex()}
+    text = json.dumps(again.to_dict(), ensure_ascii=False)
+    text.encode("utf-8")                                                  # strict: valid UTF-8
+    assert encode_job(Job.from_dict(json.loads(text))) == blob            # the spec form rebuilds the bytes
+    file_blob = encode_file(files[0])
+    jf = decode_file_blob(file_blob)
+    assert jf.local_name == "C:\\a\ufffd.exe" and set(jf.raw_strings) == {"local_name"}
+    assert encode_file(JobFile.from_dict(json.loads(json.dumps(jf.to_dict())))) == file_blob
+    edited = Job.from_dict({**json.loads(text), "display_name": "renamed"})
+    assert decode_job_blob(encode_job(edited)).display_name == "renamed"   # an edited text wins over stale raw
 
 
 def test_wstr_rejects_absurd_counts():

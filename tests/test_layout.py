@@ -116,9 +116,9 @@ def test_builders_of_artefacts_live_in_forge():
 
 
 #: Layers from the bottom up (docs/LAYOUT.md). A module may import its own layer and those before it.
-LAYERS = ("bitsdb.formats", "bitsdb.timeutil", "bitsdb.model", "bitsdb.bitscmd", "bitsdb.decode", "bitsdb.sources",
-          "bitsdb.carve", "bitsdb.stores", "bitsdb.evidence", "bitsdb.history", "bitsdb.rules", "bitsdb.timeline", "bitsdb.output",
-          "bitsdb.report", "bitsdb.forge",
+LAYERS = ("bitsdb.text", "bitsdb.formats", "bitsdb.timeutil", "bitsdb.model", "bitsdb.bitscmd", "bitsdb.decode",
+          "bitsdb.sources", "bitsdb.carve", "bitsdb.stores", "bitsdb.evidence", "bitsdb.history", "bitsdb.rules",
+          "bitsdb.timeline", "bitsdb.output", "bitsdb.report", "bitsdb.forge",
           "bitsdb.api", "bitsdb", "bitsdb.cli", "bitsdb.__main__")
 
 

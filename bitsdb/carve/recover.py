@@ -7,14 +7,15 @@ the hits into versions and returns the versions the live table does not hold.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
 from ..formats.markers import InputKind
 from ..model import Job, Provenance
-from ..sources.detect import detect_bytes, role_of
-from ..sources.result import SourceError, SourceResult
+from ..sources.detect import detect_bytes, plain_file, role_of, special_kind
+from ..sources.result import SourceError, SourceResult, unreadable
 from .history import History, Located, build_history
 from .scanner import (
     DEFAULT_WINDOW,
@@ -81,6 +82,9 @@ def carve_file(path: str | Path, *, families: Iterable[MarkerFamily] | None = No
     try:
         if path.is_dir():
             raise SourceError("is a directory")
+        special = special_kind(os.stat(path))           # a link named by the user is followed
+        if special:
+            raise SourceError(f"not a regular file ({special}): not read")
         with open(path, "rb") as handle:
             head = handle.read(4096)
             kind_from, source_kind, page_size = classify(path, head)
@@ -92,14 +96,8 @@ def carve_file(path: str | Path, *, families: Iterable[MarkerFamily] | None = No
                 provenance = Provenance(source_path=str(path), source_kind=source_kind, offset=carved.offset,
                                         recovered=True, recovered_from=result.recovered_from)
                 result.located.append(Located(carved=carved, provenance=provenance, rank=rank))
-    except FileNotFoundError:
-        raise SourceError("no such file or directory") from None
-    except PermissionError:
-        raise SourceError("permission denied") from None
-    except IsADirectoryError:
-        raise SourceError("is a directory") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
     for item in result.located:
         item.provenance.source_sha256 = scanner.stats.sha256
     return result
@@ -109,7 +107,7 @@ def companion_files(db_path: str | Path) -> list[Path]:
     """ESE logs, reserve logs and the flush map beside a qmgr.db (case-insensitive names)."""
     folder = Path(db_path).parent
     try:
-        entries = sorted(p for p in folder.iterdir() if p.is_file())
+        entries = sorted(p for p in folder.iterdir() if plain_file(p))      # never a link out of the folder
     except OSError:
         return []
     return [p for p in entries if role_of(p.name) == "companion"]
@@ -121,7 +119,7 @@ def carve_inputs(given: str | Path) -> list[Path]:
     path = Path(given)
     if not path.is_dir():
         return [path]
-    found = [item for item in sorted(p for p in path.rglob("*") if p.is_file()) if role_of(item.name) == "store"]
+    found = [item for item in sorted(p for p in path.rglob("*") if plain_file(p)) if role_of(item.name) == "store"]
     for db in [p for p in found if p.name.lower() == "qmgr.db"]:
         found.extend(p for p in companion_files(db) if p not in found)
     return found

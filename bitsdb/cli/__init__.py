@@ -3,7 +3,7 @@
 `click` is imported nowhere outside this package. Commands are imported only when used, so
 that `bitsdb parse` does not pay for the rules engine, the carver or the writer of databases.
 Exit status: 0 all inputs read, 1 at least one input could not be read (the others are still
-fully processed), 2 usage error, 3 `scan --fail-on` met.
+fully processed), 2 usage error, 3 `scan --fail-on` met, 130/143 interrupted by SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -51,11 +51,17 @@ def cli() -> None:
 
 
 def main() -> None:
+    from .common import Interrupted, install_signal_handlers, say
+
+    install_signal_handlers()
     try:
         cli(prog_name="bitsdb")
+    except Interrupted as exc:
+        # Temporary folders are gone (finally blocks ran on the way here); one line, then 128 + signal.
+        say(f"interrupted by {exc.name}" + (f"; {exc.note}" if exc.note else ""))
+        sys.exit(exc.status)
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user who did not ask for one
         if "--debug" in sys.argv:
             raise
-        click.echo(f"bitsdb: error: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-                   err=True)
+        say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", "error")
         sys.exit(1)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..output import RECORD_FORMATS
+from ..text import one_line
 from .common import (
     DEBUG,
     EXIT_INPUT_ERROR,
@@ -14,12 +15,14 @@ from .common import (
     OUTPUT,
     PROGRESS,
     SCHEDULER,
+    Finishing,
     Run,
-    close_output,
     open_output,
     open_pool_or_exit,
     report_warning,
+    say,
     warn_relative,
+    write_records,
 )
 
 
@@ -68,33 +71,47 @@ def command(paths: tuple[str, ...], fmt: str, output: str | None, all_records: b
 
     run = Run(debug)
     warn_relative(paths, scheduler)
-    stream = open_output(output, paths)
-    writer = make_writer(fmt, stream)
+    out = open_output(output, paths)
+    writer = make_writer(fmt, out)
     pool = None
     try:
-        for given in paths:
-            try:
-                image = carve_as_image(given)
-            except SourceError as exc:
-                run.fail(given, str(exc))
-                continue
-            if image:
-                if pool is None:
-                    pool = open_pool_or_exit(jobs, scheduler)
-                located = _carve_image(given, pool, range_mib << 20, progress, run)
-            else:
-                located = _carve_files(given, carve_inputs(given), window_mib << 20, not no_hash, run)
-            if located is not None:
-                _write(given, located, writer, all_records)
-    finally:
-        writer.close()
-        close_output(stream)
+        with Finishing(out, writer):
+            for given in paths:
+                try:
+                    image = carve_as_image(given)
+                except SourceError as exc:
+                    run.fail(given, str(exc))
+                    continue
+                if image:
+                    if pool is None:
+                        pool = open_pool_or_exit(jobs, scheduler)
+                    located = _carve_image(given, pool, range_mib << 20, progress, run)
+                else:
+                    _report_skipped(given)
+                    located = _carve_files(given, carve_inputs(given), window_mib << 20, not no_hash, run)
+                if located is not None:
+                    _write(given, located, writer, all_records, run)
+    except BaseException:
         if pool is not None:
-            for event in pool.events():
-                click.echo(f"bitsdb: carve: workers: {event}", err=True)
-            pool.close()
+            pool.abort()                 # interrupted: workers stop now, not after their range
+        raise
+    if pool is not None:
+        for event in pool.events():
+            say(f"carve: workers: {event}")
+        pool.close()
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)
+
+
+def _report_skipped(given: str) -> None:
+    """A folder's links and special files are never carved; each one left out is said (as parse does)."""
+    from pathlib import Path
+
+    from ..evidence.folders import walk_tree
+
+    if Path(given).is_dir():
+        for line in walk_tree(Path(given))[1]:
+            say(line, "warning")
 
 
 def _carve_files(given: str, inputs: list, window: int, hash_input: bool, run: Run):
@@ -117,8 +134,8 @@ def _carve_files(given: str, inputs: list, window: int, hash_input: bool, run: R
             continue
         stats = scan.stats
         jobs = sum(1 for x in scan.located if x.carved.kind == "job")
-        click.echo(f"bitsdb: carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
-                   f"{jobs} job and {len(scan.located) - jobs} file records", err=True)
+        say(f"carve: {item}: {stats.bytes_scanned} bytes, {stats.hits} marker hits, "
+            f"{jobs} job and {len(scan.located) - jobs} file records")
         if stats.stopped:
             report_warning(str(item), stats.stopped)
         located.extend(scan.located)
@@ -134,20 +151,20 @@ def _carve_image(given: str, pool, range_size: int, progress: bool | None, run: 
     chatty = progress if progress is not None else sys.stderr.isatty()
 
     def show(done: int, total: int) -> None:
-        click.echo(f"\rbitsdb: carve: {given}: {done}/{total} task(s)", err=True, nl=done == total)
+        click.echo(f"\rbitsdb: carve: {one_line(given)}: {done}/{total} task(s)", err=True, nl=done == total)
 
     [carve] = carve_images([given], TaskRunner(pool), range_size, show if chatty else None)
     for warning in carve.warnings:
-        click.echo(f"bitsdb: warning: {warning}", err=True)
+        say(warning, "warning")
     for failure in carve.failures:
         run.fail_line(failure)
     if carve.survey is None:
         return None
-    click.echo(f"bitsdb: carve: {summary_line(carve)}", err=True)
+    say(f"carve: {summary_line(carve)}")
     return carve.located()
 
 
-def _write(given: str, located: list, writer, all_records: bool) -> None:
+def _write(given: str, located: list, writer, all_records: bool, run: Run) -> None:
     from ..carve.history import build_history
 
     if all_records:
@@ -156,20 +173,13 @@ def _write(given: str, located: list, writer, all_records: bool) -> None:
         for x in located:
             x.carved.record.provenance = x.provenance
         writer.begin_source(given, "carved", len(jobs), len(files))
-        for job in jobs:
-            writer.write_job(job)
-        for jf in files:
-            writer.write_orphan(jf)
+        write_records(given, writer, run, jobs, files)
         return
     history = build_history(located)
     for warning in history.warnings:
         report_warning(given, warning)
-    click.echo(f"bitsdb: carve: {given}: {history.job_records} job records -> {history.versions} "
-               f"versions of {history.job_ids} jobs ({len(history.jobs)} distinct records), "
-               f"{history.linked_files} files linked, {len(history.orphan_files)} unlinked files",
-               err=True)
+    say(f"carve: {given}: {history.job_records} job records -> {history.versions} "
+        f"versions of {history.job_ids} jobs ({len(history.jobs)} distinct records), "
+        f"{history.linked_files} files linked, {len(history.orphan_files)} unlinked files")
     writer.begin_source(given, "carved", len(history.jobs), len(history.orphan_files))
-    for job in history.jobs:
-        writer.write_job(job)
-    for jf in history.orphan_files:
-        writer.write_orphan(jf)
+    write_records(given, writer, run, history.jobs, history.orphan_files)

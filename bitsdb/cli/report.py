@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -13,17 +12,19 @@ from .common import (
     DEBUG,
     EXIT_FINDINGS,
     EXIT_INPUT_ERROR,
-    EXIT_USAGE,
     JOBS,
     PATHS,
     PROGRESS,
     RECOVER,
     RULES,
     SCHEDULER,
+    Finishing,
     Run,
+    open_output,
     picture_records,
     read_picture,
-    same_file,
+    say,
+    usage_error,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
@@ -63,55 +64,50 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         ReportBuilder,
         check_dependencies,
         record_verdict_source,
+        render_report,
         verdict_source,
-        write_report,
     )
 
     try:
         check_dependencies()
     except MissingExtra as exc:
-        click.echo(f"bitsdb: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    for item in paths:
-        if same_file(Path(output), Path(item)):
-            raise click.UsageError(f"output {output} is one of the inputs: evidence is never overwritten")
+        usage_error(str(exc))
     from ..rules.engine import evidence_time
 
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
+    out = open_output(output, paths)             # checked against the evidence, written beside and renamed
     builder = ReportBuilder(verdict_source(ruleset), inputs=paths,
                             options={"recover": recover, "rules": list(rule_paths) + list(allowlist_paths),
                                      "min_severity": min_severity})
     items: list = []
-    results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress, scheduler=scheduler,
-                                    items=items)
-    for _, result in results:
-        builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
-        when = as_of if as_of is not None else evidence_time(result.jobs)
-        for job in result.jobs:
-            builder.add_job(job, when)
-        for jf in result.orphan_files:
-            builder.add_orphan(jf)
-    if picture is not None:             # log-only jobs and records of no job: counted to the logs' newest time
-        when = as_of if as_of is not None else picture.latest_time()
-        for job in picture.log_jobs:
-            builder.add_job(job, when)
-        record_verdict = record_verdict_source(ruleset)
-        for kind, record in picture_records(picture):
-            builder.add_record(kind, record, record_verdict(kind, record, when))
-    builder.evidence_items = len(items)
-    builder.warnings.extend(warning for item in items for warning in item.warnings)
-    builder.failures.extend(run.problems)
-    view = builder.build()
-    try:
-        size = write_report(view, output)
-    except OSError as exc:
-        run.fail(output, f"cannot write the report: {exc.strerror or exc}")
-        sys.exit(EXIT_INPUT_ERROR)
+    with Finishing(out):
+        results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress,
+                                        scheduler=scheduler, items=items)
+        for _, result in results:
+            builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
+            when = as_of if as_of is not None else evidence_time(result.jobs)
+            for job in result.jobs:
+                builder.add_job(job, when)
+            for jf in result.orphan_files:
+                builder.add_orphan(jf)
+        if picture is not None:         # log-only jobs and records of no job: counted to the logs' newest time
+            when = as_of if as_of is not None else picture.latest_time()
+            for job in picture.log_jobs:
+                builder.add_job(job, when)
+            record_verdict = record_verdict_source(ruleset)
+            for kind, record in picture_records(picture):
+                builder.add_record(kind, record, record_verdict(kind, record, when))
+        builder.evidence_items = len(items)
+        builder.warnings.extend(warning for item in items for warning in item.warnings)
+        builder.failures.extend(run.problems)
+        view = builder.build()
+        page = render_report(view)
+        out.write(page)                          # one record: the page appears whole, when it is complete
     if sys.stderr.isatty():
         overview = view["overview"]
-        click.echo(f"bitsdb: report {output}: {overview['hosts']} host(s), {overview['cards']} job(s), "
-                   f"{size / 1e6:.1f} MB", err=True)
+        say(f"report {output}: {overview['hosts']} host(s), {overview['cards']} job(s), "
+            f"{len(page.encode('utf-8')) / 1e6:.1f} MB")
     worst = max((SEVERITY_RANK.get(job["severity"], -1) for job in view["jobs"]), default=-1)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)

@@ -9,8 +9,9 @@ from typing import Iterable
 
 import click
 
-from .common import (DEBUG, EXIT_INPUT_ERROR, EXIT_USAGE, JOBS, PATHS, PROGRESS, RECOVER, RULES, Run,
-                     readable_results)
+from ..text import one_line
+from .common import (DEBUG, EXIT_INPUT_ERROR, JOBS, PATHS, PROGRESS, RECOVER, RULES, Run, readable_results, say,
+                     usage_error)
 
 ALLOWLIST = click.option("--allowlist", "allowlist_paths", multiple=True, type=click.Path(),
                          help="Site allow-list file (repeatable): 'allowlist:' entries in the built-in form "
@@ -40,8 +41,7 @@ def load_ruleset_or_exit(rule_paths: Iterable[str], allowlist_paths: Iterable[st
     try:
         return load_rules(list(rule_paths), allowlists=list(allowlist_paths))
     except RuleError as exc:
-        click.echo(f"bitsdb: error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
+        usage_error(str(exc))
 
 
 @click.group("rules")
@@ -79,11 +79,11 @@ def check_command(paths: tuple[str, ...]) -> None:
         try:
             ruleset = check_rule_file(path)
         except RuleError as exc:
-            click.echo(f"bitsdb: error: {exc}", err=True)
+            say(str(exc), "error")
             failed = True
             continue
-        click.echo(f"{path}: ok ({len(ruleset.rules)} rules, {len(ruleset.allowlist)} allow-list entries, "
-                   f"{len(ruleset.combinations)} combination rules)")
+        click.echo(one_line(f"{path}: ok ({len(ruleset.rules)} rules, {len(ruleset.allowlist)} allow-list entries, "
+                            f"{len(ruleset.combinations)} combination rules)"))
     if failed:
         sys.exit(1)
 
@@ -126,8 +126,7 @@ def explain_command(paths: tuple[str, ...], job_prefix: str | None, rule_paths: 
             click.echo("\n".join(plain(line) for line in ruleset.explain(job, when, source)))
             click.echo("")
     if not explained:
-        click.echo(f"bitsdb: error: no job{f' with an id starting {job_prefix!r}' if job_prefix else ''} found",
-                   err=True)
+        say(f"no job{f' with an id starting {job_prefix!r}' if job_prefix else ''} found", "error")
         sys.exit(EXIT_INPUT_ERROR)
     if run.failures:
         sys.exit(EXIT_INPUT_ERROR)

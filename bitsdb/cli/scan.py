@@ -19,11 +19,13 @@ from .common import (
     PROGRESS,
     RULES,
     SCHEDULER,
+    Finishing,
     Run,
-    close_output,
     open_output,
+    LOG_SECTION,
     picture_records,
     read_picture,
+    say,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
@@ -64,27 +66,31 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
 
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
-    stream = open_output(output, paths)
-    writer = VerdictWriter(stream, fmt)
+    out = open_output(output, paths)
+    writer = VerdictWriter(out, fmt)
     threshold = SEVERITY_RANK[min_severity]
     worst = -1
     counts: Counter[str] = Counter()
     shown = 0
-    try:
+    with Finishing(out, writer):
         results, picture = read_picture(paths, run, recover=recover, jobs=jobs, progress=progress,
                                         scheduler=scheduler)
-        for verdict in judge(ruleset, results, picture, as_of):
-            counts[verdict.severity] += 1
-            rank = SEVERITY_RANK[verdict.severity]
-            worst = max(worst, rank)
-            if rank >= threshold:
-                shown += 1
-                writer.write(verdict)
-    finally:
-        close_output(stream)
+        for where, judged in judge(ruleset, results, picture, as_of):
+            try:
+                verdict = judged()
+                if verdict is None:
+                    continue
+                counts[verdict.severity] += 1
+                rank = SEVERITY_RANK[verdict.severity]
+                worst = max(worst, rank)
+                if rank >= threshold:
+                    writer.write(verdict)
+                    shown += 1
+            except Exception as exc:  # noqa: BLE001 - one record never stops a batch
+                run.not_written(*where, exc)
     if sys.stderr.isatty():
         tally = ", ".join(f"{counts[s]} {s}" for s in reversed(SEVERITIES) if counts[s])
-        click.echo(f"bitsdb: {sum(counts.values())} job(s) ({tally or 'none'}), {shown} shown", err=True)
+        say(f"{sum(counts.values())} job(s) ({tally or 'none'}), {shown} shown")
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
     if run.failures or run.damaged:
@@ -92,21 +98,23 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
 
 
 def judge(ruleset, results, picture, as_of: int | None):
-    """Verdicts in output order: each store's jobs (counted to that store's newest time unless --as-of),
-    then log-only jobs and the records of event logs and hives (counted to the logs' newest time)."""
+    """((source, record label), verdict thunk) in output order: each store's jobs (counted to that store's
+    newest time unless --as-of), then log-only jobs and the records of event logs and hives (counted to
+    the logs' newest time). A thunk may give None (no verdict for that record) or raise (one record's
+    problem, said by the caller)."""
+    from functools import partial
+
     from ..rules.engine import evidence_time
 
-    for _, result in results:
+    for source, result in results:
         when = as_of if as_of is not None else evidence_time(result.jobs)
-        for job in result.jobs:
-            yield ruleset.assess(job, when)
+        for index, job in enumerate(result.jobs):
+            yield (source, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
     if picture is None:
         return
     when = as_of if as_of is not None else picture.latest_time()
-    for job in picture.log_jobs:
-        yield ruleset.assess(job, when)
-    for kind, record in picture_records(picture):
-        verdict = ruleset.assess_record(kind, record, when)
-        if verdict is not None:
-            yield verdict
+    for index, job in enumerate(picture.log_jobs):
+        yield (LOG_SECTION, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
+    for index, (kind, record) in enumerate(picture_records(picture)):
+        yield (LOG_SECTION, f"{kind} (record {index})"), partial(ruleset.assess_record, kind, record, when)
 

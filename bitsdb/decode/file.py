@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..formats.markers import FILE_MARKER, PROGRESS_TERMINATOR
 from ..formats.plain import MAX_WSTR_UNITS
-from ..model import FileRange, JobFile
+from ..model import FileRange, JobFile, keep_raw_strings, stored_text
 from .sections import BlobError, hex_or_none, parse_prefix, parse_whole, shared, unhex
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def file_from_body(body: Container, file_id: str | None = None, layout: str = "d
     f.unknown = {k: body[k] for k in ("unk_f0", "unk_f1", "unk_f2", "size_2", "unk_flag") if k in body}
     if body.get("unk_bytes"):
         f.unknown["unk_bytes"] = bytes(body.unk_bytes).hex()
+    keep_raw_strings(f)
     return f
 
 
@@ -149,9 +150,10 @@ def encode_file(f: JobFile) -> bytes:
     total = BYTES_UNKNOWN if f.bytes_total in (None, -1) else f.bytes_total
     transferred = f.bytes_transferred or 0
     body = file_fmt.FileBody.build(dict(
-        local_name=f.local_name or "", remote_name=f.remote_name or "", temp_name=f.temp_name or "",
+        local_name=stored_text(f, "local_name"), remote_name=stored_text(f, "remote_name"),
+        temp_name=stored_text(f, "temp_name"),
         bytes_transferred=transferred, bytes_total=total, unk_f0=u.get("unk_f0", 0),
-        drive=f.drive or "", volume=f.volume or "", unk_f1=u.get("unk_f1", 3), unk_f2=u.get("unk_f2", 0),
+        drive=stored_text(f, "drive"), volume=stored_text(f, "volume"), unk_f1=u.get("unk_f1", 3), unk_f2=u.get("unk_f2", 0),
         size_2=u.get("size_2", total), local_attributes=0x80 if f.local_attributes is None else f.local_attributes,
         unk_count=len(bytes.fromhex(u.get("unk_bytes", ""))), unk_bytes=bytes.fromhex(u.get("unk_bytes", "")),
         unk_flag=u.get("unk_flag", 0),

@@ -23,6 +23,8 @@ from ..model import (
     ProxyUsage,
     Timer,
     enum_or_int,
+    keep_raw_strings,
+    stored_text,
 )
 from .sections import BlobError, SectionWalk, hex_or_none, shared, unhex, walk_sections
 from .security import build_security_descriptor, decode_security
@@ -219,6 +221,7 @@ def job_from_sections(parsed: dict[str, Container]) -> Job:
     job.unknown = {k: v for k, v in unknown.items() if v is not None or k == "net_b_guid"}
     if "net_b_guid" in job.unknown and job.unknown["net_b_guid"] is None:
         del job.unknown["net_b_guid"]
+    keep_raw_strings(job)
     return job
 
 
@@ -324,7 +327,7 @@ def decode_error(record: Container) -> JobError:
         rest = {k: record[k] for k in ("code", "err_unk_a", "err_unk_b", "err_unk_c", "err_unk_d",
                                        "err_unk_e")}
         return JobError(hresult=hresult, hresult_hex=f"0x{hresult:08X}", context=None, form=25, unknown=rest)
-    return JobError(
+    error = JobError(
         hresult=record.hresult,
         hresult_hex=f"0x{record.hresult:08X}",
         context=enum_or_int(ErrorContext, record.context),
@@ -333,6 +336,8 @@ def decode_error(record: Container) -> JobError:
         unknown={"err_unk0": record.err_unk0, "err_unk2": record.err_unk2, "err_unk4": record.err_unk4,
                  "has_extra": record.has_extra},
     )
+    keep_raw_strings(error)
+    return error
 
 
 def decode_custom_headers(data: Container) -> CustomHeaders:
@@ -371,9 +376,10 @@ def job_to_sections(job: Job) -> dict[str, Any]:
     return dict(
         header=dict(marker=marker, unk_10=unknown["unk_10"], priority=int(job.priority or 0),
                     state=state, type=int(job.type or 0), job_id=job.job_id),
-        strings=dict(display_name=job.display_name or "", description=job.description or "",
-                     notify_program=job.notify_program or "", notify_parameters=job.notify_parameters or "",
-                     owner_sid=job.owner_sid or "", notify_flags=3 if job.notify_flags is None else job.notify_flags),
+        strings=dict(display_name=stored_text(job, "display_name"), description=stored_text(job, "description"),
+                     notify_program=stored_text(job, "notify_program"),
+                     notify_parameters=stored_text(job, "notify_parameters"),
+                     owner_sid=stored_text(job, "owner_sid"), notify_flags=3 if job.notify_flags is None else job.notify_flags),
         owner=dict(tok_unk0=unknown["tok_unk0"], owner_integrity_rid=rid, tok_unk2=unknown["tok_unk2"],
                    tok_unk3=unknown["tok_unk3"], tok_unk4=unknown["tok_unk4"], security_descriptor=sd),
         file_list=dict(file_ids=list(job.file_ids)),
@@ -389,8 +395,8 @@ def job_to_sections(job: Job) -> dict[str, Any]:
         timers=timers,
         network=dict(
             proxy_usage=int(job.proxy_usage or 0),
-            proxy_list=dict(present=int(job.proxy_list is not None), value=job.proxy_list),
-            proxy_bypass=dict(present=int(job.proxy_bypass is not None), value=job.proxy_bypass),
+            proxy_list=dict(present=int(job.proxy_list is not None), value=stored_text(job, "proxy_list")),
+            proxy_bypass=dict(present=int(job.proxy_bypass is not None), value=stored_text(job, "proxy_bypass")),
             unk_a1=unknown["unk_a1"], file_acl_flags=job.file_acl_flags or 0,
             unk_a3=unhex(unknown["unk_a3"], 3),
             custom_headers=dict(present=1, data=dict(plain_len=headers.plain_length, unk=headers.unknown,
@@ -407,9 +413,9 @@ def job_to_sections(job: Job) -> dict[str, Any]:
             net_b_flag=unknown["net_b_flag"] if "net_b_flag" in job.unknown else int(not optional),
             optional_fields=optional,
             net_b_guid=unknown["net_b_guid"] or job.network_guid or "00000000-0000-0000-0000-000000000000",
-            zeros21=unhex(unknown["zeros21"], 21), creator_image=job.creator_image or "",
-            unk_d16=unhex(unknown["unk_d16"], 16), http_method=job.http_method or "GET",
-            unk_e3=unhex(unknown["unk_e3"], 3), aux_string=job.aux_string or "", unk_e1=unknown["unk_e1"]),
+            zeros21=unhex(unknown["zeros21"], 21), creator_image=stored_text(job, "creator_image"),
+            unk_d16=unhex(unknown["unk_d16"], 16), http_method=stored_text(job, "http_method", "GET"),
+            unk_e3=unhex(unknown["unk_e3"], 3), aux_string=stored_text(job, "aux_string"), unk_e1=unknown["unk_e1"]),
     )
 
 
@@ -417,7 +423,8 @@ def _error_to_record(error: JobError) -> dict[str, Any]:
     u = error.unknown
     return dict(err_unk0=u.get("err_unk0", 0), hresult=error.hresult or 0, err_unk2=u.get("err_unk2", 1),
                 context=int(error.context if error.context is not None else 5), err_unk4=u.get("err_unk4", 3),
-                has_extra=u.get("has_extra", int(error.extra is not None)), extra=error.extra)
+                has_extra=u.get("has_extra", int(error.extra is not None)),
+                extra=None if error.extra is None else stored_text(error, "extra"))
 
 
 def encode_job(job: Job) -> bytes:

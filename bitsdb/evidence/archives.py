@@ -1,22 +1,36 @@
-"""Zip triage packages (KAPE, Velociraptor): members located by name, only store files and hives copied out."""
+"""Zip triage packages (KAPE, Velociraptor): members located by name, only store files and hives copied out.
+
+Member names are labels, never paths: they are split into components only to find the
+Downloader folders, and a copy is written under a name this module builds (`g3/qmgr.db`,
+`g3/hive_SOFTWARE`) inside the private work folder, checked to stay there. A member whose
+name is not a plain BITS file name (`..%2F..%2Ftmp%2Fx.jrs`) is reported and not copied.
+Copies are bounded in size and expansion (copyout.Budget); encrypted members and nested
+archives are reported by name.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import struct
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..sources.result import SourceError
-from .copyout import copy_out
-from .locate import decoded, find_in_listing, host_from_name
+from .copyout import Budget, ExtractionRefused, copy_out
+from .locate import copy_name, find_in_listing, host_from_name
 from .records import Artefact, ArtefactGroup
 
 if TYPE_CHECKING:
     import zipfile
 
 EXTENDED_TIMESTAMP = 0x5455
+ENCRYPTED = 0x1
+_NESTED = re.compile(r"\.(zip|7z|rar|tar|tgz|gz|xz|bz2|e01|ex01|l01|s01|vmdk|vhdx?|qcow2?|raw|dd|img|001)$", re.I)
+_UNUSUAL = re.compile(r"(^|[/\\])\.\.([/\\]|$)|^[/\\]|^[A-Za-z]:|\x00")
+#: Members named one by one in a warning; beyond this, a count.
+NAMED = 10
 
 
 def is_zip(path: str | Path) -> bool:
@@ -43,14 +57,67 @@ def _utc_mtime(info: zipfile.ZipInfo) -> float | None:
 def _times(info: zipfile.ZipInfo) -> tuple[dict[str, str], float | None]:
     utc = _utc_mtime(info)
     if utc is not None:
-        return {"modified": datetime.fromtimestamp(utc, timezone.utc).isoformat()}, utc
+        try:
+            return {"modified": datetime.fromtimestamp(utc, timezone.utc).isoformat()}, utc
+        except (OverflowError, OSError, ValueError):
+            pass
     # The DOS time has no zone: reported as written, labelled so nobody mistakes it for UTC.
-    return {"modified_zone_unknown": datetime(*info.date_time).isoformat()}, None
+    try:
+        return {"modified_zone_unknown": datetime(*info.date_time).isoformat()}, None
+    except ValueError:
+        return {}, None
 
 
-def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path | None) -> str:
+def _listed(names: list[str], what: str, evidence: str) -> list[str]:
+    if not names:
+        return []
+    shown = ", ".join(names[:NAMED]) + (f" and {len(names) - NAMED} more" if len(names) > NAMED else "")
+    return [f"{evidence}: {what}: {shown}"]
+
+
+def _members(archive: zipfile.ZipFile, evidence: str) -> tuple[dict[tuple[str, ...], zipfile.ZipInfo], list[str]]:
+    """Members by name components (first of duplicates wins), and warnings about names and members."""
+    members: dict[tuple[str, ...], zipfile.ZipInfo] = {}
+    nested, encrypted, unusual, duplicates = [], [], [], []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        name = info.filename
+        parts = tuple(p for p in re.split(r"[/\\]", name) if p and p != ".")
+        if not parts:
+            continue
+        if _UNUSUAL.search(name):
+            unusual.append(name)
+        if parts in members:
+            duplicates.append(name)
+            continue
+        members[parts] = info
+        if info.flag_bits & ENCRYPTED:
+            encrypted.append(name)
+        if _NESTED.search(name):
+            nested.append(name)
+    warnings = (_listed(nested, "nested archives or images are not opened (extract them and pass each as "
+                                "its own evidence item)", evidence)
+                + _listed(encrypted, "encrypted members cannot be read (give the password-free archive)", evidence)
+                + _listed(unusual, "member names with '..', absolute or drive components (used as labels only, "
+                                   "never as paths)", evidence)
+                + _listed(duplicates, "members with a name met before (the first is read)", evidence))
+    return members, warnings
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, workdir: Path,
+             budget: Budget, archive_size: int) -> str:
+    """Copy one member to `target` (inside `workdir`, checked) within the limits; its sha256."""
+    if not Path(os.path.realpath(target)).is_relative_to(os.path.realpath(workdir)):
+        raise SourceError("copy would leave the private work folder")     # unreachable with built names
+    if info.flag_bits & ENCRYPTED:
+        raise SourceError("encrypted zip member (give the password-free archive)")
+    # Sizes are the archive's claims: a member cannot hold more compressed bytes than the whole file.
+    budget.check_ratio(info.file_size, min(info.compress_size, archive_size))
+    if info.file_size > budget.left:
+        raise budget.refuse_total()
     with archive.open(info) as member:
-        return copy_out(member, target)[0]
+        return copy_out(member, target, budget, ceiling=info.file_size)[0]
 
 
 def zip_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], list[str], list[str]]:
@@ -58,21 +125,17 @@ def zip_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], li
     import zipfile
 
     evidence = str(path)
-    warnings: list[str] = []
+    budget = Budget()
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SourceError(f"not a readable zip archive ({exc})") from None
+    except UnicodeDecodeError:
+        raise SourceError("not a readable zip archive (member names marked UTF-8 are not UTF-8: damaged or "
+                          "crafted)") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many types on crafted archives
+        raise SourceError(f"not a readable zip archive ({type(exc).__name__}: {exc})") from None
+    archive_size = os.path.getsize(path)
     with archive:
-        members = {}
-        for info in archive.infolist():
-            if info.is_dir():
-                continue
-            parts = tuple(p for p in info.filename.replace("\\", "/").split("/") if p and p != ".")
-            members[parts] = info
-            if info.filename.lower().endswith((".zip", ".e01", ".vmdk", ".vhdx", ".vhd")):
-                warnings.append(f"{info.filename}: nested archive or image inside the zip is not opened "
-                                f"(extract it and pass it as its own evidence item)")
+        members, warnings = _members(archive, evidence)
         zip_host = host_from_name(Path(evidence).name)
         groups = []
         for index, found in enumerate(find_in_listing(members)):
@@ -83,33 +146,41 @@ def zip_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], li
                                                           "archive name" if zip_host else None),
                                   snapshot=place.snapshot)
             target_dir = workdir / f"g{index}"
-            target_dir.mkdir(parents=True, exist_ok=True)
+            target_dir.mkdir(mode=0o700)
             for name, role in found.files:
                 info = members[(*found.folder, name)]
-                target = target_dir / decoded(name)          # companions too: --recover carves them
+                problems = group.errors if role == "store" else group.warnings
+                local = copy_name(name)                     # companions too: --recover carves them
+                if local is None:
+                    problems.append(f"{evidence}!{info.filename}: not a plain file name: not extracted")
+                    continue
+                target = target_dir / local
                 try:
-                    if info.flag_bits & 0x1:
-                        raise SourceError("encrypted zip member (give the password-free archive)")
-                    sha256 = _stream(archive, info, target)
-                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, SourceError, ValueError) as exc:
-                    (group.errors if role == "store" else group.warnings).append(
-                        f"{evidence}!{info.filename}: cannot extract ({exc})")
-                    if target.exists():
-                        target.unlink()
+                    sha256 = _extract(archive, info, target, workdir, budget, archive_size)
+                except ExtractionRefused as exc:
+                    group.errors.append(f"{evidence}!{info.filename}: refused: {exc}")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - damaged member: this file fails, the rest go on
+                    problems.append(f"{evidence}!{info.filename}: cannot extract ({type(exc).__name__}: {exc})")
                     continue
                 times, mtime = _times(info)
                 if mtime is not None:
-                    os.utime(target, (mtime, mtime))
+                    try:
+                        os.utime(target, (mtime, mtime))
+                    except (OverflowError, OSError):
+                        pass
                 group.artefacts.append(Artefact(
-                    evidence=evidence, evidence_kind="zip", name=decoded(name), role=role,
+                    evidence=evidence, evidence_kind="zip", name=local, role=role,
                     path_in_evidence=info.filename, size=info.file_size, host=group.host,
                     host_source=group.host_source, snapshot=group.snapshot, sha256=sha256, file_times=times,
                     mtime=mtime, local_path=str(target)))
             for label, parts in found.hives.items():
                 target = target_dir / f"hive_{label}"
                 try:
-                    _stream(archive, members[parts], target)
+                    _extract(archive, members[parts], target, workdir, budget, archive_size)
                     group.hives[label] = str(target)
+                except ExtractionRefused as exc:
+                    group.warnings.append(f"{evidence}!{members[parts].filename}: refused: {exc}")
                 except Exception:  # noqa: BLE001 - an unreadable hive only costs names
                     continue
             if group.artefacts or group.errors:

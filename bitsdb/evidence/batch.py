@@ -7,17 +7,21 @@ Output order never depends on which worker finished first.
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..formats.markers import InputKind
-from ..sources.detect import detect_file, role_of, side_role
-from ..sources.result import SourceError, internal_error
+from ..sources.detect import detect_file, role_of, side_role, special_kind
+from ..sources.result import SourceError, internal_error, unreadable
 from .records import Artefact, ArtefactGroup, BatchReport, ItemResult
 
 ProgressCallback = Callable[[int, int, ItemResult], None]
@@ -31,17 +35,26 @@ class Unit:
     evidence: str
     group: ArtefactGroup | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)     # met while planning (entries of a tree left out)
 
 
 def classify(path: str | Path) -> str:
-    """folder | zip | file (a BITS store or blob) | image; raises SourceError for anything else."""
+    """folder | zip | file (a BITS store or blob) | image; raises SourceError for anything else.
+
+    An input named by the user may be a link (it is followed); it must lead to a folder or a
+    regular file: a FIFO, socket or device is refused (reading it could block or never end).
+    """
     path = Path(path)
-    if not path.exists():
-        raise SourceError("no such file or directory")
-    if path.is_dir():
-        return "folder"
     try:
-        if path.stat().st_size == 0:
+        st = os.stat(path)
+    except OSError as exc:
+        raise unreadable(exc) from None
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"not a regular file or folder ({special_kind(st)}): not read")
+    try:
+        if st.st_size == 0:
             raise SourceError("empty file")
         if detect_file(path) is not InputKind.UNKNOWN or side_role(path):
             return "file"
@@ -49,10 +62,8 @@ def classify(path: str | Path) -> str:
 
         if is_zip(path):
             return "zip"
-    except PermissionError:
-        raise SourceError("permission denied") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
     from .images import looks_like_image
 
     if looks_like_image(path):
@@ -74,7 +85,8 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
             units.append(Unit("error", str(given), error=str(exc)))
             continue
         if kind == "file" and Path(given).name.lower() not in ("qmgr0.dat", "qmgr1.dat"):
-            units.append(Unit("group", str(given), group=_file_group(str(given))))
+            units.append(Unit("group", str(given), group=_file_group(str(given)),
+                              warnings=_special_companions(Path(given))))
             continue
         if kind == "file":
             folder = Path(given).resolve().parent
@@ -94,7 +106,8 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
         from .archives import is_zip
         from .folders import walk_folder
 
-        groups, nested = walk_folder(given)
+        groups, nested, skipped = walk_folder(given)
+        first = len(units)
         for group in sorted(groups, key=ArtefactGroup.sort_key):
             units.append(Unit("group", group.evidence, group=group))
         for inner in nested:
@@ -102,7 +115,22 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
         if not groups and not nested:
             units.append(Unit("error", str(given), error="directory holds no BITS files (qmgr.db, qmgr0.dat, "
                                                          "qmgr1.dat), zip archives or disk images"))
+        units[first].warnings.extend(skipped)
     return units
+
+
+def _special_companions(path: Path) -> list[str]:
+    """ESE logs beside a named database that are links or special files: never read (--recover), said."""
+    from ..sources.detect import role_of
+
+    try:
+        with os.scandir(path.parent) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        return [f"{entry.path}: {special_kind(entry.stat(follow_symlinks=False))} not followed or opened "
+                f"(evidence links and special files are skipped)" for entry in entries
+                if role_of(entry.name) == "companion" and special_kind(entry.stat(follow_symlinks=False))]
+    except OSError:
+        return []
 
 
 def _file_group(path: str) -> ArtefactGroup:
@@ -116,12 +144,9 @@ def _file_group(path: str) -> ArtefactGroup:
 
 
 @contextmanager
-def private_workdir() -> Iterator[Path]:
-    """A 0700 temporary folder (under $TMPDIR, never beside the evidence), removed afterwards."""
-    import shutil
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="bitsdb-evidence-"))
+def private_workdir(root: str | Path | None = None) -> Iterator[Path]:
+    """A 0700 temporary folder (in `root`, else under $TMPDIR; never beside the evidence), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="bitsdb-evidence-", dir=root))
     try:
         yield folder
     finally:
@@ -129,14 +154,15 @@ def private_workdir() -> Iterator[Path]:
 
 
 @contextmanager
-def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list[str]]]:
+def open_unit(unit: Unit, root: str | Path | None = None
+              ) -> Iterator[tuple[list[ArtefactGroup], list[str], list[str]]]:
     """The unit's groups with readable local copies; temporary copies live until the block ends."""
     if unit.kind == "group":
         yield [unit.group], [], []
     elif unit.kind == "file":
         yield [_file_group(unit.evidence)], [], []
     elif unit.kind in ("zip", "image"):
-        with private_workdir() as workdir:
+        with private_workdir(root) as workdir:
             if unit.kind == "zip":
                 from .archives import zip_groups as finder
             else:
@@ -146,15 +172,15 @@ def open_unit(unit: Unit) -> Iterator[tuple[list[ArtefactGroup], list[str], list
         raise SourceError(unit.error or "unreadable")
 
 
-def run_unit(unit: Unit, recover: bool = False) -> ItemResult:
-    """Read one unit (with carved historical records when `recover`); never raises."""
+def run_unit(unit: Unit, recover: bool = False, root: str | Path | None = None) -> ItemResult:
+    """Read one unit (with carved historical records when `recover`); never raises an Exception."""
     from .reading import read_group, read_group_logs
 
     started = time.perf_counter()
     kind = unit.group.evidence_kind if unit.group else unit.kind
-    item = ItemResult(evidence=unit.evidence, evidence_kind=kind)
+    item = ItemResult(evidence=unit.evidence, evidence_kind=kind, warnings=list(unit.warnings))
     try:
-        with open_unit(unit) as (groups, warnings, volumes):
+        with open_unit(unit, root) as (groups, warnings, volumes):
             item.warnings.extend(warnings)
             item.volumes = volumes
             if not groups and unit.kind in ("zip", "image"):
@@ -194,46 +220,57 @@ def iter_batch(paths: Iterable[str | Path], jobs: int | None = None,
     store and unpartitioned area, in ranges that run as separate tasks). `scheduler`: a Dask
     scheduler address (cluster mode); raises cluster.PoolError when it cannot be used.
     `events` receives what happened to workers (lost, tasks run again).
+
+    Copies out of zips and images live in one private folder of the run (0700, under $TMPDIR; on a
+    cluster, each worker's own), removed when the batch ends however it ends: an interruption, or
+    a consumer that stops early, stops local worker processes first (docs/SECURITY.md).
     """
     from .cluster import TaskRunner, open_pool
 
     units = plan(paths)
     callback = _progress_callback(progress)
-    with open_pool(jobs, scheduler, len(units)) as pool:
-        if workers_used is not None:
-            workers_used.append(pool.workers)
-        runner = TaskRunner(pool)
-        ready: dict[int, ItemResult] = {}
-        finished = [0]
+    copies = any(unit.kind in ("zip", "image") for unit in units)
+    root = str(tempfile.mkdtemp(prefix="bitsdb-run-")) if copies and not scheduler else None
+    try:
+        with open_pool(jobs, scheduler, len(units)) as pool:
+            if workers_used is not None:
+                workers_used.append(pool.workers)
+            runner = TaskRunner(pool)
+            ready: dict[int, ItemResult] = {}
+            finished = [0]
 
-        def deliver(index: int, item: ItemResult) -> None:
-            ready[index] = item
-            finished[0] += 1
-            if callback:
-                callback(finished[0], len(units), item)
+            def deliver(index: int, item: ItemResult) -> None:
+                ready[index] = item
+                finished[0] += 1
+                if callback:
+                    callback(finished[0], len(units), item)
 
-        for indexes in _chunks(units, pool.workers):
-            if len(indexes) > 1:
-                chunk = [units[i] for i in indexes]
-                runner.submit(run_units, (chunk, recover), partial(_chunk_done, indexes, chunk, deliver))
-                continue
-            [index] = indexes
-            unit = units[index]
-            carve = recover and unit.kind == "image"
-            joiner = _ImageJoin(partial(deliver, index)) if carve else None
-            runner.submit(run_unit, (unit, recover), partial(_unit_done, unit, joiner or partial(deliver, index)))
-            if carve:
-                from .imagecarve import ImageCarving   # the carver (and construct) only when an image is carved
+            for indexes in _chunks(units, pool.workers):
+                if len(indexes) > 1:
+                    chunk = [units[i] for i in indexes]
+                    runner.submit(run_units, (chunk, recover, root), partial(_chunk_done, indexes, chunk, deliver))
+                    continue
+                [index] = indexes
+                unit = units[index]
+                carve = recover and unit.kind == "image"
+                joiner = _ImageJoin(partial(deliver, index)) if carve else None
+                runner.submit(run_unit, (unit, recover, root),
+                              partial(_unit_done, unit, joiner or partial(deliver, index)))
+                if carve:
+                    from .imagecarve import ImageCarving   # the carver (and construct) only when an image is carved
 
-                ImageCarving(unit.evidence, runner, joiner.carved, **_range(range_size)).start()
-        for index in range(len(units)):
-            while index not in ready:
-                runner.step()
-            yield ready.pop(index)
-        if events is not None:
-            events.extend(pool.events())
-    if callback:
-        callback(-1, len(units), None)
+                    ImageCarving(unit.evidence, runner, joiner.carved, **_range(range_size)).start()
+            for index in range(len(units)):
+                while index not in ready:
+                    runner.step()
+                yield ready.pop(index)
+            if events is not None:
+                events.extend(pool.events())
+    finally:
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+        if callback:
+            callback(-1, len(units), None)
 
 
 #: Cheap units (a collection's Downloader folder, a loose file) go to workers in chunks of at most
@@ -262,9 +299,9 @@ def _chunks(units: list[Unit], workers: int) -> Iterator[list[int]]:
         yield run
 
 
-def run_units(units: list[Unit], recover: bool = False) -> list[ItemResult]:
+def run_units(units: list[Unit], recover: bool = False, root: str | Path | None = None) -> list[ItemResult]:
     """Task: several cheap units, one after the other."""
-    return [run_unit(unit, recover) for unit in units]
+    return [run_unit(unit, recover, root) for unit in units]
 
 
 def _chunk_done(indexes: list[int], chunk: list[Unit], deliver, items, exc: BaseException | None) -> None:

@@ -59,11 +59,15 @@ class Pool:
     def close(self) -> None:
         """Release workers (idempotent)."""
 
+    def abort(self) -> None:
+        """Stop now, without waiting for running tasks (interrupted, or the caller stopped early)."""
+        self.close()
+
     def __enter__(self) -> "Pool":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, exc, tb) -> None:
+        self.abort() if kind is not None else self.close()
 
 
 class InlinePool(Pool):
@@ -123,7 +127,8 @@ class LocalPool(Pool):
         if self._executor is None:
             from concurrent.futures import ProcessPoolExecutor
 
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                                 initializer=_worker_init)
         return self._executor
 
     def submit(self, fn: Callable, *args: Any) -> int:
@@ -183,6 +188,31 @@ class LocalPool(Pool):
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    def abort(self) -> None:
+        """End the worker processes now (not after their current task) and wait until they are gone:
+        the caller then removes the run's private folder."""
+        if self._executor is None:
+            return
+        executor, self._executor = self._executor, None
+        processes = list((getattr(executor, "_processes", None) or {}).values())    # the executor's own table
+        for process in processes:
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+
+def _worker_init() -> None:
+    """Local workers leave SIGINT and SIGTERM to the main process, which stops them (SIGTERM, default
+    action) and removes the run's private folder; no worker prints a traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class _Finished:
@@ -273,6 +303,15 @@ class DaskPool(Pool):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    def abort(self) -> None:
+        """Cancel this run's tasks on the cluster, then leave it."""
+        if self._client is not None:
+            try:
+                self._client.cancel(list(self._futures.values()))
+            except Exception:  # noqa: BLE001 - leaving matters more than tidying
+                pass
+        self.close()
 
 
 def _worker_failure(exc: BaseException) -> BaseException:

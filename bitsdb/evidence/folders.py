@@ -1,15 +1,23 @@
-"""Collection folders (KAPE, Velociraptor, plain copies): one walk, names only, nothing opened."""
+"""Collection folders (KAPE, Velociraptor, plain copies): one walk, names only, nothing opened.
+
+The walk never follows a link (symbolic link, junction, reparse point) found inside the tree
+and never lists a FIFO, socket or device: links may lead out of the evidence and special
+files may block or never end. Each entry left out is reported (docs/SECURITY.md).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from ..sources.detect import special_kind
 from .images import is_split_segment, looks_like_image
 from .locate import decoded, find_in_listing
 from .records import Artefact, ArtefactGroup
 
 ARCHIVE_SUFFIXES = (".zip",)
+#: Skipped entries named one by one per evidence folder; beyond this, a count.
+SKIPPED_NAMED = 50
 
 
 def _is_nested_evidence(name: str) -> bool:
@@ -21,20 +29,51 @@ def _is_nested_evidence(name: str) -> bool:
     return bool(IMAGE_SUFFIXES.search(lower)) and not is_split_segment(lower)
 
 
-def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path]]:
-    """BITS groups under `root`, plus zips and disk images met on the way (separate evidence items)."""
+def walk_tree(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[str]]:
+    """(folder components below root, file name) of every plain file, and one line per entry left out."""
+    files: list[tuple[tuple[str, ...], str]] = []
+    skipped: list[str] = []
+    stack: list[tuple[Path, tuple[str, ...]]] = [(root, ())]
+    while stack:
+        folder, rel = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(f"{folder}: folder not readable ({exc.strerror or exc}): skipped")
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                skipped.append(f"{entry.path}: not readable ({exc.strerror or exc}): skipped")
+                continue
+            special = special_kind(st) or ("junction" if getattr(entry, "is_junction", lambda: False)() else None)
+            if special:
+                skipped.append(f"{entry.path}: {special} not followed or opened (evidence links and special "
+                               f"files are skipped)")
+            elif entry.is_dir(follow_symlinks=False):
+                subfolders.append((Path(entry.path), (*rel, entry.name)))
+            else:
+                files.append((rel, entry.name))
+        stack.extend(reversed(subfolders))
+    return files, skipped
+
+
+def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list[str]]:
+    """BITS groups under `root`, zips and disk images met on the way (separate evidence items), and
+    warnings naming the entries left out. `root` itself was named by the user: followed if a link."""
     root = Path(root)
     anchor = root.resolve().parent
     base_parts = root.resolve().relative_to(anchor).parts
     listing: list[tuple[str, ...]] = []
     nested: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = base_parts + Path(dirpath).relative_to(root).parts
-        for name in sorted(filenames):
-            listing.append((*rel, name))
-            if _is_nested_evidence(name):
-                nested.append(Path(dirpath) / name)
+    files, skipped = walk_tree(root)
+    for rel, name in files:
+        listing.append((*base_parts, *rel, name))
+        if _is_nested_evidence(name):
+            nested.append(root.joinpath(*rel, name))
     groups = []
     for found in find_in_listing(listing):
         place = found.place
@@ -48,7 +87,7 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path]]:
         for name, role in found.files:
             local = folder_path / name
             try:
-                stat = local.stat()
+                stat = local.lstat()
             except OSError:
                 continue
             group.artefacts.append(Artefact(
@@ -58,4 +97,7 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path]]:
         if group.artefacts:
             groups.append(group)
     nested = [p for p in nested if looks_like_image(p) or p.name.lower().endswith(ARCHIVE_SUFFIXES)]
-    return groups, nested
+    if len(skipped) > SKIPPED_NAMED:
+        skipped = skipped[:SKIPPED_NAMED] + [f"{root}: {len(skipped) - SKIPPED_NAMED} more links or special "
+                                             f"files skipped"]
+    return groups, nested, skipped

@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 
 from ..sources.result import SourceError
-from .copyout import copy_out
+from ..sources.detect import special_kind
+from .copyout import Budget, copy_out
 from .locate import (
     HIVE_PATHS,
     IMAGE_DOWNLOADER_PATHS,
     LOG_FOLDER,
+    copy_name,
     find_in_listing,
     host_from_name,
     role_of,
@@ -104,9 +106,44 @@ def _posix(entry) -> float | None:
         return None
 
 
-def _copy_out(entry, target: Path | None) -> tuple[str, int]:
-    """Stream a file out of the image (sha256 as it goes); with target None nothing is written."""
-    return copy_out(entry.GetFileObject(), target)
+def _copy_out(entry, target: Path | None, budget: Budget | None = None) -> tuple[str, int]:
+    """Stream a file out of the image (sha256 as it goes, within `budget`); with target None nothing is written."""
+    return copy_out(entry.GetFileObject(), target, budget)
+
+
+_EXTENT = re.compile(r'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]*)"', re.M)
+
+
+def companion_problem(path: Path) -> str | None:
+    """Why the files an image reader would open beside `path` are unsafe, or None.
+
+    Split segments (disk.E02, disk.002, disk-s001.vmdk) and VMDK extents are opened by name by
+    the image library: each must be a plain file in the image's folder, never a link or a FIFO.
+    """
+    folder, stem = path.parent, path.name.split(".")[0].lower()
+    try:
+        with os.scandir(folder) as entries:
+            siblings = {e.name: e for e in entries}
+    except OSError as exc:
+        return f"cannot list its folder ({exc.strerror or exc})"
+    for name, entry in sorted(siblings.items()):
+        lower = name.lower()
+        if name != path.name and (lower.startswith(stem + ".") or lower.startswith(stem + "-")):
+            special = special_kind(entry.stat(follow_symlinks=False))
+            if special:
+                return f"{name} beside it is a {special}: segments are read only from plain files"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or exc})"
+    if head.startswith(b"# Disk DescriptorFile"):
+        for extent in _EXTENT.findall(head.decode("latin-1")):
+            if re.search(r"[/\\:]", extent) or extent in (".", "..") or extent not in siblings:
+                return f"its descriptor names extent {extent!r}, not a file of its folder"
+            if special_kind(siblings[extent].stat(follow_symlinks=False)):
+                return f"its extent {extent} is not a plain file"
+    return None
 
 
 def _entry(fs, factory, base, parts):
@@ -141,6 +178,10 @@ def image_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], 
     """
     _, _, factory, resolver = _dfvfs()
     evidence = str(path)
+    problem = companion_problem(Path(path))
+    if problem:
+        raise SourceError(f"disk image not opened: {problem}")
+    budget = Budget()
     bases = _base_path_specs(os.path.abspath(path))
     groups: list[ArtefactGroup] = []
     warnings: list[str] = []
@@ -156,7 +197,7 @@ def image_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], 
             if key in hives_of and hives_of[key]:
                 return hives_of[key]
         if (partition, snapshot) not in hives_of:
-            hives_of[(partition, snapshot)] = _copy_hives(fs, factory, base, volume_dir)
+            hives_of[(partition, snapshot)] = _copy_hives(fs, factory, base, volume_dir, budget)
         return hives_of[(partition, snapshot)]
 
     opened = []
@@ -172,20 +213,20 @@ def image_groups(path: str | Path, workdir: Path) -> tuple[list[ArtefactGroup], 
         found_here = 0
         for parts in IMAGE_DOWNLOADER_PATHS:
             group = _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, volume_dir,
-                                      seen_sha256)
+                                      seen_sha256, budget)
             if group is not None:
                 group.hives = dict(hives_for(partition, snapshot, fs, base, volume_dir))
                 groups.append(group)
                 found_here += 1
         logs = _downloader_group(fs, factory, base, LOG_FOLDER, evidence, partition, snapshot, volume_dir,
-                                 seen_sha256, keep=wanted_log_name)
+                                 seen_sha256, budget, keep=wanted_log_name)
         if logs is not None:
             logs.hives = dict(hives_for(partition, snapshot, fs, base, volume_dir))
             groups.append(logs)
         if not found_here and not _is_windows_volume(fs):
             # Not a system volume: a collection stored in a container (KAPE's VHDX output) or a data disk.
             walked, note = _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir,
-                                          seen_sha256)
+                                          seen_sha256, budget)
             groups.extend(walked)
             if note:
                 warnings.append(note)
@@ -221,7 +262,8 @@ def _is_windows_volume(fs) -> bool:
     return "windows" in names
 
 
-def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir: Path, seen_sha256: dict):
+def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir: Path, seen_sha256: dict,
+                   budget: Budget):
     """Every BITS folder found by name anywhere on the volume, grouped like a collection folder."""
     listing: list[tuple[str, ...]] = []
     stack = [((), fs.GetRootFileEntry())]
@@ -244,7 +286,7 @@ def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir:
     groups = []
     for index, found in enumerate(find_in_listing(listing)):
         group = _downloader_group(fs, factory, base, found.folder, evidence, partition, snapshot,
-                                  volume_dir / f"w{index}", seen_sha256)
+                                  volume_dir / f"w{index}", seen_sha256, budget)
         if group is None:
             continue
         group.host = found.place.host
@@ -253,7 +295,7 @@ def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir:
             entry = _entry(fs, factory, base, hive_parts)
             target = volume_dir / f"w{index}" / f"hive_{label}"
             try:
-                _copy_out(entry, target)
+                _copy_out(entry, target, budget)
                 group.hives[label] = str(target)
             except Exception:  # noqa: BLE001 - an unreadable hive only costs names
                 continue
@@ -262,7 +304,7 @@ def _walk_for_bits(fs, factory, base, evidence, partition, snapshot, volume_dir:
 
 
 def _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, volume_dir: Path,
-                      seen_sha256: dict, keep=None) -> ArtefactGroup | None:
+                      seen_sha256: dict, budget: Budget, keep=None) -> ArtefactGroup | None:
     """The store files and their companions (ESE logs: carved by --recover), copied out, of one
     Downloader folder (or the event logs `keep` accepts of the logs folder), or None."""
     folder = _entry(fs, factory, base, parts)
@@ -276,12 +318,15 @@ def _downloader_group(fs, factory, base, parts, evidence, partition, snapshot, v
         role = role_of(entry.name)
         if role is None or not entry.IsFile() or (keep is not None and not keep(entry.name)):
             continue
-        target = target_dir / entry.name
+        if copy_name(entry.name) is None:
+            group.warnings.append(f"{evidence}!{group.folder}/{entry.name}: not a plain file name: not copied out")
+            continue
+        target = target_dir / copy_name(entry.name)
         artefact = Artefact(evidence=evidence, evidence_kind="image", name=entry.name, role=role,
                             path_in_evidence=f"{group.folder}/{entry.name}", size=0, partition=partition,
                             snapshot=snapshot, file_times=_iso_times(entry), mtime=_posix(entry))
         try:
-            artefact.sha256, artefact.size = _copy_out(entry, target)
+            artefact.sha256, artefact.size = _copy_out(entry, target, budget)
         except Exception as exc:  # noqa: BLE001 - unreadable clusters: this file fails, the rest go on
             (group.errors if role == "store" else group.warnings).append(
                 f"{artefact.display_path}: cannot copy out of the image ({' '.join(str(exc).split())[:120]})")
@@ -309,7 +354,7 @@ def _snapshot_order(snapshot: str | None) -> tuple[int, int]:
     return (1, int(digits) if digits else 0)
 
 
-def _copy_hives(fs, factory, base, volume_dir: Path) -> dict[str, str]:
+def _copy_hives(fs, factory, base, volume_dir: Path, budget: Budget) -> dict[str, str]:
     hives = {}
     for label, parts in HIVE_PATHS.items():
         entry = _entry(fs, factory, base, parts)
@@ -318,7 +363,7 @@ def _copy_hives(fs, factory, base, volume_dir: Path) -> dict[str, str]:
         target = volume_dir / f"hive_{label}"
         volume_dir.mkdir(parents=True, exist_ok=True)
         try:
-            _copy_out(entry, target)
+            _copy_out(entry, target, budget)
         except Exception:  # noqa: BLE001 - an unreadable hive only costs names
             continue
         hives[label] = str(target)

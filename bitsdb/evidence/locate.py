@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from ..sources.detect import role_of
+from ..text import is_valid
 
 #: Downloader folder below a volume root, Vista and later / XP and 2003.
 DOWNLOADER_TAILS = (
@@ -57,6 +58,22 @@ _IMAGE_SUFFIX = re.compile(r"(\.(?:e01|ex01|l01|s01|raw|dd|img|001|vmdk|vhdx?|qc
 def decoded(component: str) -> str:
     """A path component as the collector meant it (Velociraptor URL-encodes `C:` as `C%3A`)."""
     return unquote(component) if "%" in component else component
+
+
+#: What a private copy's file name may not hold: separators, a drive colon, NUL and other controls.
+_NOT_IN_NAME = re.compile(r"[/\\:\x00-\x1f\x7f]")
+
+
+def copy_name(name: str) -> str | None:
+    """The name a container file's private copy gets: its own name as the collector meant it (qmgr.db,
+    edb00001.log, Microsoft-Windows-Bits-Client%4Operational.evtx) when that is one plain file name,
+    else None: never a separator, `..`, drive colon or control character, whatever percent-decoding
+    gives, and at most 255 bytes."""
+    name = decoded(name)
+    if (name in ("", ".", "..") or _NOT_IN_NAME.search(name) or not is_valid(name)
+            or len(name.encode("utf-8")) > 255):
+        return None
+    return name
 
 
 def downloader_index(parts: tuple[str, ...] | list[str]) -> int | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..stores import read_files
 from ..sources.result import SourceError, SourceResult, internal_error
-from ..model import Location, Provenance
+from ..model import Location, Provenance, keep_raw_strings
+from ..text import repaired_path
 from .locate import HIVE_PATHS, LOG_FOLDER, downloader_index
 from .records import Artefact, ArtefactGroup
 from .registry import hive_facts, resolve
@@ -47,10 +48,13 @@ def read_group(group: ArtefactGroup, recover: bool = False) -> tuple[list[Source
 
 def _evidence_provenance(old, artefact: Artefact, group: ArtefactGroup, where=None) -> Provenance:
     base = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)} if old is not None else {}
-    base.update(source_path=artefact.display_path, container=group.evidence, host=group.host,
-                host_source=group.host_source, partition=group.partition, snapshot=group.snapshot,
-                path_in_evidence=artefact.path_in_evidence, source_size=artefact.size,
-                file_times=artefact.file_times)
+    evidence = dict(source_path=artefact.display_path, container=group.evidence, host=group.host,
+                    host_source=group.host_source, partition=group.partition, snapshot=group.snapshot,
+                    path_in_evidence=artefact.path_in_evidence, source_size=artefact.size,
+                    file_times=artefact.file_times)
+    base.update(evidence)
+    # Raw bytes of the fields replaced here no longer apply; Provenance repairs the new values.
+    base["raw_strings"] = {k: v for k, v in base.get("raw_strings", {}).items() if k not in evidence}
     base.setdefault("source_sha256", artefact.sha256)
     if base.get("locations") and where is not None:
         base["locations"] = [_evidence_location(place, where(place), group) for place in base["locations"]]
@@ -61,8 +65,10 @@ def _evidence_location(place: Location, artefact: Artefact, group: ArtefactGroup
     """A place named by a private copy's path, named as the evidence names it."""
     if place.volume_offset is not None:          # already named on the image's volume
         return place
-    return dataclasses.replace(place, source_path=artefact.display_path, partition=group.partition,
-                               snapshot=group.snapshot, path_in_evidence=artefact.path_in_evidence)
+    named = dict(source_path=artefact.display_path, partition=group.partition, snapshot=group.snapshot,
+                 path_in_evidence=artefact.path_in_evidence)
+    return dataclasses.replace(place, **named,
+                               raw_strings={k: v for k, v in place.raw_strings.items() if k not in named})
 
 
 def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> None:
@@ -78,11 +84,11 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
     group.warnings = []
     if group.evidence_kind == "file":
         return                     # a file named on its own: exactly what api.read gives (no evidence context)
-    by_local = {str(Path(a.local_path)): a for a in group.artefacts if a.local_path}
+    by_local = {repaired_path(str(Path(a.local_path))): a for a in group.artefacts if a.local_path}
 
     def where(provenance) -> Artefact:
         source = provenance.source_path if provenance is not None else None
-        return by_local.get(str(Path(source)), artefact) if source else artefact
+        return by_local.get(repaired_path(str(Path(source))), artefact) if source else artefact
 
     stamped: set[int] = set()        # file records shared by several jobs are stamped once
 
@@ -90,6 +96,7 @@ def stamp(result: SourceResult, artefact: Artefact, group: ArtefactGroup) -> Non
         job.provenance = _evidence_provenance(job.provenance, where(job.provenance), group, where)
         if job.owner_name is None:
             job.owner_name = resolve(job.owner_sid, group.accounts)
+            keep_raw_strings(job)            # a name from the evidence's hive may not be valid Unicode
         if job.security is not None:
             for ace in [*job.security.dacl, *job.security.sacl]:
                 if ace.sid_name is None:

@@ -115,6 +115,9 @@ class BatchReport:
         return [item for item in self.items if item.failures]
 
     def summary(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
         evidence = len({item.evidence for item in self.items})
         artefacts = sum(item.artefact_count for item in self.items)
         stores = sum(item.store_count for item in self.items)
@@ -128,4 +131,4 @@ class BatchReport:
         for item in self.failed_items:
             for failure in item.failures:
                 lines.append(f"  failed: {failure}")
-        return "\n".join(lines)
+        return lines

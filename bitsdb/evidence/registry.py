@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from ..model import WELL_KNOWN_SIDS
 from ..sources.detect import file_stamp
+from ..text import repaired
 
 PROFILE_LIST = r"\Microsoft\Windows NT\CurrentVersion\ProfileList"
 BITS_KEY = r"\Microsoft\Windows\CurrentVersion\BITS"
@@ -73,7 +74,7 @@ def _software_facts(path: str, facts: HiveFacts) -> None:
                 continue
             match = _PROFILE_NAME.search(image_path.strip())
             if match:
-                facts.accounts[sub.name.upper()] = match.group(1)
+                facts.accounts[repaired(sub.name.upper())] = repaired(match.group(1))
     try:
         index = _value(hive.get_key(BITS_KEY), "StateIndex")
     except Exception:  # noqa: BLE001
@@ -96,7 +97,7 @@ def _system_facts(path: str, facts: HiveFacts) -> None:
         except Exception:  # noqa: BLE001
             continue
         if isinstance(name, str) and name.strip():
-            facts.computer_name = name.strip()
+            facts.computer_name = repaired(name.strip())
             return
 
 

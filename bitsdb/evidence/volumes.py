@@ -106,6 +106,11 @@ def _clean(exc: BaseException) -> str:
 
 def survey(image: str | Path) -> Survey:
     """Every target of an image; SourceError (one line) when dfvfs cannot open it at all."""
+    from .images import companion_problem
+
+    problem = companion_problem(Path(image))         # segments and extents: plain files only
+    if problem:
+        raise SourceError(f"disk image not opened: {problem}")
     analyzer, errors, factory, resolver, serializer = _dfvfs()
     path = os.path.abspath(image)
     os_spec = factory.Factory.NewPathSpec("OS", location=path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..text import decode_utf16
+
 #: Sanity limit for counted strings (FORMAT.md §1.2): longer counts mean misalignment.
 MAX_WSTR_UNITS = 32768
 
@@ -47,8 +49,14 @@ def read_wstr(data: bytes, pos: int) -> tuple[str, int]:
     end = start + 2 * count
     if count > MAX_WSTR_UNITS or end > len(data):
         raise FastParseMiss
-    text = data[start:end].decode("utf-16-le", "surrogatepass")     # wstr_text, inlined (hot)
-    return (text[:-1] if text[-1:] == "\x00" else text), end
+    if data[end - 2:end] == b"\x00\x00" and count:
+        end_text = end - 2
+    else:
+        end_text = end
+    try:                                                             # wstr_text, inlined (hot)
+        return data[start:end_text].decode("utf-16-le"), end
+    except UnicodeDecodeError:
+        return decode_utf16(data[start:end_text]), end
 
 
 def guid_text(raw: bytes) -> str:
@@ -70,9 +78,10 @@ def guid_bytes(text: str) -> bytes:
 
 
 def wstr_text(raw: bytes) -> str:
-    """Counted UTF-16LE text: exactly one trailing NUL stripped, broken surrogates kept (§1.2)."""
-    text = bytes(raw).decode("utf-16-le", errors="surrogatepass")
-    return text[:-1] if text.endswith("\x00") else text
+    """Counted UTF-16LE text: exactly one trailing NUL stripped (§1.2). Text that is not valid UTF-16
+    (a lone surrogate) is a RepairedText: U+FFFD per bad unit, the exact bytes kept (bitsdb.text)."""
+    data = bytes(raw)
+    return decode_utf16(data[:-2] if data[-2:] == b"\x00\x00" and len(data) % 2 == 0 else data)
 
 
 def sid_text(revision: int, authority: int, sub_authorities: list[int]) -> str:

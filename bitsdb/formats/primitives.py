@@ -22,6 +22,7 @@ from construct import (
     this,
 )
 
+from ..text import utf16_bytes
 from .plain import MAX_WSTR_UNITS, guid_bytes, guid_text, sid_text, wstr_text
 
 class CompilableAdapter(Adapter):
@@ -60,14 +61,19 @@ class WStrAdapter(CompilableAdapter):
     """u32 code-unit count (including the terminating NUL) + UTF-16LE text.
 
     Exactly one trailing NUL is stripped; count 0 (no text at all) decodes to "".
-    Broken surrogates survive as lone surrogates so carved oddities stay visible.
+    Text that is not valid UTF-16 (a lone surrogate) decodes to a RepairedText: U+FFFD per
+    bad unit, the exact bytes in `.raw` (bitsdb.text). Building takes text, a RepairedText
+    (its raw bytes are written) or bytes (written as they are), each followed by the NUL.
     """
 
     def _decode(self, obj, context, path):
         return wstr_text(obj)
 
     def _encode(self, obj, context, path):
-        return (obj + "\x00").encode("utf-16-le", errors="surrogatepass")
+        if isinstance(obj, (bytes, bytearray)):
+            return bytes(obj) + b"\x00\x00"
+        raw = getattr(obj, "raw", None)
+        return (raw if raw is not None else utf16_bytes(obj)) + b"\x00\x00"
 
 
 class WStrByteLength(CompilableAdapter):

@@ -1,7 +1,14 @@
-"""The writer interface and the JSON shape of a record (shared by every writer)."""
+"""The writer interface and the JSON shape of a record (shared by every writer).
+
+A record reaches the output whole or not at all: each writer formats one record into a
+buffer and hands its text to the stream in one call. A record that cannot be written
+(the caller reports it) leaves nothing behind, and an interrupted run never ends on half
+a record.
+"""
 
 from __future__ import annotations
 
+import io
 from typing import IO, Any, Callable
 
 from ..model import Job, JobFile
@@ -30,9 +37,38 @@ def other_record(record_type: str, record, findings: list | None = None) -> dict
     return out
 
 
-class RecordWriter:
+class WholeRecords:
+    """`self.stream` is the record being formatted; `self.out` receives finished records only."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.out = stream
+        self.stream = io.StringIO()
+        self.records = 0                     # records handed to `out`
+
+    def _whole(self, write: Callable[..., None], *args: Any) -> None:
+        """Run `write` into the buffer, then give `out` its text in one call (nothing if `write` fails)."""
+        try:
+            write(*args)
+            text = self.stream.getvalue()
+        finally:
+            self.stream.seek(0)
+            self.stream.truncate()
+        if text:
+            self.out.write(text)
+
+    def _record(self, write: Callable[..., None], *args: Any) -> None:
+        self._whole(write, *args)
+        self.records += 1
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+class RecordWriter(WholeRecords):
+    """Subclasses format into `self.stream` in `_job`, `_orphan`, `_other` (and `_begin`, `_end`)."""
+
     def __init__(self, stream: IO[str], findings_for: Callable[[Job], list] | None = None) -> None:
-        self.stream = stream
+        super().__init__(stream)
         self.findings_for = findings_for     # the rules engine, when findings were asked for
 
     def findings(self, job: Job) -> list | None:
@@ -52,25 +88,42 @@ class RecordWriter:
 
     def begin_source(self, path: str, kind: str, job_count: int, orphan_count: int) -> None:
         """Called before a source's records; only the table writer shows it."""
+        self._whole(self._begin, path, kind, job_count, orphan_count)
 
     def write_job(self, job: Job) -> None:
-        raise NotImplementedError
+        self._record(self._job, job)
 
     def write_orphan(self, jf: JobFile) -> None:
-        raise NotImplementedError
+        self._record(self._orphan, jf)
 
     def write_record(self, record_type: str, record, findings: list | None = None) -> None:
         """A record that is not a job: `process`, `log_event` or `service` (docs/EVENTLOGS.md)."""
-        raise NotImplementedError
+        self._record(self._other, record_type, record, findings)
 
     def close(self) -> None:
-        self.stream.flush()
+        self._whole(self._end)
+        super().close()
+
+    def _begin(self, path: str, kind: str, job_count: int, orphan_count: int) -> None:
+        pass
+
+    def _job(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def _orphan(self, jf: JobFile) -> None:
+        raise NotImplementedError
+
+    def _other(self, record_type: str, record, findings: list | None) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        pass
 
 
 class EventWriter(RecordWriter):
-    """Base of the timeline formats: each job is expanded into events, written one by one."""
+    """Base of the timeline formats: each job is expanded into events (a job's events are one record)."""
 
-    def write_job(self, job: Job) -> None:
+    def _job(self, job: Job) -> None:
         from ..timeline.jobs import EVENT_KINDS, expand_job
 
         tags = self.tags(job)
@@ -85,7 +138,7 @@ class EventWriter(RecordWriter):
         for event in events:
             self.write_event(event)
 
-    def write_record(self, record_type: str, record, findings: list | None = None) -> None:
+    def _other(self, record_type: str, record, findings: list | None) -> None:
         from ..timeline.logs import expand_record
 
         tags = sorted({f.rule_id for f in findings or []})
@@ -93,7 +146,7 @@ class EventWriter(RecordWriter):
             event.tags = list(tags)
             self.write_event(event)
 
-    def write_orphan(self, jf: JobFile) -> None:
+    def _orphan(self, jf: JobFile) -> None:
         from ..timeline.jobs import expand_job
 
         holder = Job(job_id=None, display_name="(orphan file, no job references it)", files=[jf],

@@ -8,6 +8,7 @@ remote Last-Modified, each as mtime. Times are whole epoch seconds (FILETIME tru
 from __future__ import annotations
 
 from ..model import Job, JobFile
+from ..text import one_line
 from .base import RecordWriter
 
 FILETIME_UNIX_EPOCH = 116444736000000000
@@ -18,8 +19,9 @@ def epoch_seconds(filetime: int | None) -> int:
 
 
 def clean(text: str) -> str:
-    """mactime has no escaping: pipes and line breaks would break the columns."""
-    return text.replace("|", "!").replace("\r", " ").replace("\n", " ")
+    """mactime has no escaping: pipes would break the columns, and line breaks or terminal escapes the
+    lines mactime prints; control characters are shown escaped (bitsdb.text.one_line)."""
+    return one_line(text).replace("|", "!")
 
 
 class BodyfileWriter(RecordWriter):
@@ -29,7 +31,7 @@ class BodyfileWriter(RecordWriter):
         if any(fields[7:]):
             self.stream.write("|".join(fields) + "\n")
 
-    def write_job(self, job: Job):
+    def _job(self, job: Job):
         if job.history is not None and job.history.log_only:
             self._history_lines(job, job.owner_sid or "0")
             return
@@ -57,7 +59,7 @@ class BodyfileWriter(RecordWriter):
         for event in expand_history(job, []):
             self._line(f"[{event.message}]", uid, 0, mtime=epoch_seconds(event.filetime))
 
-    def write_record(self, record_type, record, findings=None):
+    def _other(self, record_type, record, findings):
         from ..timeline.logs import expand_record
 
         for event in expand_record(record_type, record):
@@ -67,5 +69,5 @@ class BodyfileWriter(RecordWriter):
         self._line(f"[remote Last-Modified] {jf.remote_name or '?'} -> {jf.local_name or '?'}{suffix}", uid,
                    jf.bytes_total or 0, mtime=epoch_seconds(jf.remote_last_modified))
 
-    def write_orphan(self, jf: JobFile):
+    def _orphan(self, jf: JobFile):
         self._file_line(jf, "0", " (orphan file)")

@@ -9,6 +9,20 @@ from ..timeutil import filetime_to_ez
 from .base import RecordWriter, record_type_of
 
 
+class CsvRows:
+    """csv.writer whose rows stay rows: the csv module quotes a cell for the line terminator's
+    characters only, so a cell holding a bare CR (a folder name, a job string) would end the row
+    for every reader; such a row is written with every cell quoted (still plain CSV)."""
+
+    def __init__(self, stream) -> None:
+        self._minimal = csv.writer(stream, lineterminator="\n")
+        self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list) -> None:
+        quoted = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        (self._quoted if quoted else self._minimal).writerow(row)
+
+
 def _name(value) -> str:
     if value is None:
         return ""
@@ -97,7 +111,23 @@ def source_cells(p) -> list[str]:
             str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
 
 
-COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS)
+def raw_strings_cell(job: Job | None, jf: JobFile | None, provenance=None) -> str:
+    """Every kept source value of a row's records (text that was not valid Unicode), as
+    `field=hex` joined by `;`: job fields by name, then `file.`, `provenance.` and `file.provenance.`
+    (`provenance`: of a record that is neither a job nor a file)."""
+    parts = []
+    provenance = job.provenance if job else provenance
+    for prefix, record in (("", job), ("provenance.", provenance), ("file.", jf),
+                           ("file.provenance.", jf.provenance if jf and (not job or jf.provenance is not
+                                                                         job.provenance) else None)):
+        if record is not None and getattr(record, "raw_strings", None):
+            parts.extend(f"{prefix}{name}={raw}" for name, raw in sorted(record.raw_strings.items()))
+    return ";".join(parts)
+
+
+#: The last column: the source bytes of any text that had to be repaired (README, Output).
+RAW_STRINGS_COLUMN = "RawStrings"
+COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS) + [RAW_STRINGS_COLUMN]
 
 
 FINDING_COLUMNS = ["FindingsMaxSeverity", "Findings"]
@@ -113,8 +143,8 @@ def finding_cells(findings) -> list[str]:
 class CsvWriter(RecordWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(stream, lineterminator="\n")
-        self._csv.writerow(COLUMNS + (FINDING_COLUMNS if findings_for else []))
+        self._csv = CsvRows(self.stream)
+        self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if findings_for else []))
 
     def _source(self, record_type, provenance):
         return [record_type] + source_cells(provenance)[1:]
@@ -124,15 +154,15 @@ class CsvWriter(RecordWriter):
             return [""] * len(FILE_COLUMNS)
         return [str(index)] + [fn(jf) for name, fn in FILE_COLUMNS.items() if fn is not None]
 
-    def write_job(self, job: Job):
+    def _job(self, job: Job):
         head = self._source(record_type_of(job), job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
         tail = finding_cells(self.findings(job)) if self.findings_for else []
         if not job.files:
-            self._csv.writerow(head + self._file_cells(None, None) + tail)
+            self._csv.writerow(head + self._file_cells(None, None) + [raw_strings_cell(job, None)] + tail)
         for index, jf in enumerate(job.files):
-            self._csv.writerow(head + self._file_cells(index, jf) + tail)
+            self._csv.writerow(head + self._file_cells(index, jf) + [raw_strings_cell(job, jf)] + tail)
 
-    def write_record(self, record_type, record, findings=None):
+    def _other(self, record_type, record, findings):
         """One row: the record's sentence in DisplayName, its time in CreationTime, linked jobs in JobId."""
         from ..timeline.logs import describe_log_event, describe_process, describe_service
         from ..model import LogEvent, ProcessEvent
@@ -152,8 +182,10 @@ class CsvWriter(RecordWriter):
             cells.update(DisplayName=describe_service(record))
         tail = finding_cells(findings) if self.findings_for else []
         self._csv.writerow(self._source(record_type, record.provenance) + list(cells.values())
-                           + self._file_cells(None, None) + tail)
+                           + self._file_cells(None, None) + [raw_strings_cell(None, None, record.provenance)]
+                           + tail)
 
-    def write_orphan(self, jf: JobFile):
+    def _orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)
-                           + self._file_cells(0, jf) + (["", ""] if self.findings_for else []))
+                           + self._file_cells(0, jf) + [raw_strings_cell(None, jf)]
+                           + (["", ""] if self.findings_for else []))

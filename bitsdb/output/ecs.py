@@ -5,12 +5,12 @@ ECS fields where ECS has them; everything BITS-specific under the custom `bits` 
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
 from ..model import JobState
 from ..timeutil import filetime_to_iso
 from .base import EventWriter
+from .jsonout import dumps
 
 ECS_VERSION = "9.4.0"
 SUCCESS_STATES = (JobState.TRANSFERRED, JobState.ACKNOWLEDGED)
@@ -135,4 +135,4 @@ def _log_fields(doc: dict, record) -> None:
 
 class EcsWriter(EventWriter):
     def write_event(self, event):
-        self.stream.write(json.dumps(ecs_document(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.write(dumps(ecs_document(event)) + "\n")

@@ -9,42 +9,47 @@ lines of output.
 
 from __future__ import annotations
 
-import csv
-import json
-import re
 from typing import IO
+
+from ..text import one_line
+from .base import WholeRecords
+from .csvout import CsvRows
+from .jsonout import dumps
 
 FINDING_FORMATS = ("table", "jsonl", "csv")
 CSV_COLUMNS = ("severity", "confidence", "host", "job_id", "job_name", "owner_sid", "creator_image", "reasons",
                "rules", "attack", "allowlist_entry", "confidence_reasons", "partial", "recovered", "source_path",
                "table", "record_index", "offset", "state_file", "as_of")
 TABLE_REASONS = 3
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def plain(text: object) -> str:
-    """One printable line: control and bidi characters shown as \\xNN / \\uNNNN escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                        else f"\\u{ord(m.group()):04x}", "" if text is None else str(text))
+    """One printable line (bitsdb.text.one_line: control, bidi and format characters escaped)."""
+    return one_line("" if text is None else str(text))
 
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-class VerdictWriter:
+class VerdictWriter(WholeRecords):
     def __init__(self, stream: IO[str], fmt: str) -> None:
-        self.stream, self.fmt = stream, fmt
+        super().__init__(stream)
+        self.fmt = fmt
         self.csv = None
         if fmt == "csv":
-            self.csv = csv.writer(stream, lineterminator="\n")
-            self.csv.writerow(CSV_COLUMNS)
+            self.csv = CsvRows(self.stream)
+            self._whole(self.csv.writerow, CSV_COLUMNS)
         elif fmt == "table":
-            stream.write(f"{'SEVERITY':<9} {'CONF':<6} {'HOST':<16} {'JOB':<8} {'NAME':<30} REASONS\n")
+            self._whole(self.stream.write,
+                        f"{'SEVERITY':<9} {'CONF':<6} {'HOST':<16} {'JOB':<8} {'NAME':<30} REASONS\n")
 
     def write(self, verdict) -> None:
+        self._record(self._verdict, verdict)
+
+    def _verdict(self, verdict) -> None:
         if self.fmt == "jsonl":
-            self.stream.write(json.dumps(verdict.to_dict(), sort_keys=True, ensure_ascii=False) + "\n")
+            self.stream.write(dumps(verdict.to_dict(), sort_keys=True) + "\n")
             return
         subject = verdict.subject
         prov = subject.get("provenance") or {}
@@ -66,5 +71,6 @@ class VerdictWriter:
         host = _clip(plain(subject.get("host") or "-"), 16)
         name = _clip(plain(subject.get("job_name") or ""), 30)
         reasons = " | ".join(plain(r) for r in verdict.top_reasons(TABLE_REASONS))
-        self.stream.write(f"{verdict.severity:<9} {verdict.confidence:<6} {host:<16} "
-                          f"{(subject.get('job_id') or '?')[:8]:<8} {name:<30} {reasons}\n")
+        job_id = plain(subject.get("job_id") or "?")[:8]
+        self.stream.write(f"{verdict.severity:<9} {verdict.confidence:<6} {host:<16} {job_id:<8} {name:<30} "
+                          f"{reasons}\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .base import RecordWriter, job_record, orphan_record, other_record
@@ -11,43 +12,51 @@ from .base import RecordWriter, job_record, orphan_record, other_record
 #: One encoder for every line (json.dumps with options builds a new one per call). Records
 #: are fresh trees from to_dict, never circular, so the circular-reference check is skipped.
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+#: Characters JSON leaves raw that line-splitting readers (Python's str.splitlines, older
+#: JavaScript) take as line ends: escaped, so one record is always one line.
+_LINE_ENDS = re.compile("[\x85\u2028\u2029]")
 
 
-def dumps(obj: Any) -> str:
-    return _COMPACT.encode(obj)
+def _escape_line_end(match: re.Match) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def one_line_json(text: str) -> str:
+    if text.isascii():                      # O(1) in CPython: most records never reach the search
+        return text
+    return _LINE_ENDS.sub(_escape_line_end, text) if _LINE_ENDS.search(text) else text
+
+
+def dumps(obj: Any, **options: Any) -> str:
+    """JSON text of a record: UTF-8 text as it is, every line end escaped (the writers' one encoder)."""
+    return one_line_json(_COMPACT.encode(obj) if not options else json.dumps(obj, ensure_ascii=False, **options))
 
 
 class JsonLinesWriter(RecordWriter):
-    def write_job(self, job):
+    def _job(self, job):
         self.stream.write(dumps(job_record(job, self.findings(job))) + "\n")
 
-    def write_orphan(self, jf):
+    def _orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
 
-    def write_record(self, record_type, record, findings=None):
+    def _other(self, record_type, record, findings):
         self.stream.write(dumps(other_record(record_type, record, findings)) + "\n")
 
 
 class JsonArrayWriter(RecordWriter):
     """Streams the array so memory does not grow with the number of records."""
 
-    def __init__(self, stream, findings_for=None):
-        super().__init__(stream, findings_for)
-        self._count = 0
-
     def _emit(self, record):
-        self.stream.write(("[\n" if self._count == 0 else ",\n") + json.dumps(record, ensure_ascii=False, indent=2))
-        self._count += 1
+        self.stream.write(("[\n" if self.records == 0 else ",\n") + dumps(record, indent=2))
 
-    def write_job(self, job):
+    def _job(self, job):
         self._emit(job_record(job, self.findings(job)))
 
-    def write_orphan(self, jf):
+    def _orphan(self, jf):
         self._emit(orphan_record(jf))
 
-    def write_record(self, record_type, record, findings=None):
+    def _other(self, record_type, record, findings):
         self._emit(other_record(record_type, record, findings))
 
-    def close(self):
-        self.stream.write("[]\n" if self._count == 0 else "\n]\n")
-        super().close()
+    def _end(self):
+        self.stream.write("[]\n" if self.records == 0 else "\n]\n")

@@ -6,12 +6,12 @@ instant as `timestamp` (µs since 1970); the full 100-ns FILETIME is kept in `fi
 
 from __future__ import annotations
 
-import csv
-import json
 
 from ..timeutil import filetime_to_datetime
 from .base import EventWriter
+from .csvout import CsvRows, raw_strings_cell
 from .flatten import flatten
+from .jsonout import dumps
 
 FILETIME_UNIX_EPOCH = 116444736000000000
 
@@ -42,7 +42,7 @@ def timesketch_record(event) -> dict:
 
 class TimesketchJsonlWriter(EventWriter):
     def write_event(self, event):
-        self.stream.write(json.dumps(timesketch_record(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.write(dumps(timesketch_record(event)) + "\n")
 
 
 #: The CSV keeps a fixed set of columns (a CSV has one header); JSONL carries every field.
@@ -51,14 +51,14 @@ CSV_COLUMNS = ("message", "datetime", "timestamp_desc", "timestamp", "data_type"
                "package_family_name", "notify_program", "notify_parameters", "file_remote_name", "file_local_name",
                "file_bytes_transferred", "file_bytes_total", "partial", "provenance_source_path",
                "provenance_recovered", "provenance_recovered_from", "provenance_offset",
-               "provenance_source_sha256")
+               "provenance_source_sha256", "raw_strings")
 
 
 class TimesketchCsvWriter(EventWriter):
     def __init__(self, stream, findings_for=None):
         super().__init__(stream, findings_for)
-        self._csv = csv.writer(stream, lineterminator="\n")
-        self._csv.writerow(CSV_COLUMNS)
+        self._csv = CsvRows(self.stream)
+        self._whole(self._csv.writerow, CSV_COLUMNS)
 
     def write_event(self, event):
         record = timesketch_record(event)
@@ -66,4 +66,6 @@ class TimesketchCsvWriter(EventWriter):
             for key, value in flatten(event.job.files[0].to_dict(), "file").items():
                 record.setdefault(key, value)
         record["tag"] = ",".join(record["tag"]) or "-"
+        jf = event.file if event.file is not None else (event.job.files[0] if len(event.job.files) == 1 else None)
+        record["raw_strings"] = raw_strings_cell(event.job, jf)
         self._csv.writerow(["" if record.get(c) is None else record.get(c) for c in CSV_COLUMNS])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 from ..formats.markers import (
@@ -46,6 +47,41 @@ def detect_bytes(head: bytes) -> InputKind:
             return InputKind.UNKNOWN
         return InputKind.RAW_JOB
     return InputKind.UNKNOWN
+
+
+#: Windows' FILE_ATTRIBUTE_REPARSE_POINT (junctions, mount points, symbolic links).
+_REPARSE_POINT = 0x400
+
+
+def special_kind(st: os.stat_result) -> str | None:
+    """What an entry is when it is not a plain file or folder ("symbolic link", "FIFO", ...), else None.
+
+    Evidence is read only through plain files and folders: links may point out of the evidence
+    and FIFOs, sockets and devices may block or never end (docs/SECURITY.md).
+    """
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if getattr(st, "st_file_attributes", 0) & _REPARSE_POINT:
+        return "junction or reparse point"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def plain_file(path: str | Path) -> bool:
+    """A regular file that is not a link (found inside evidence: only these are opened)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and special_kind(st) is None
 
 
 def detect_file(path: str | Path) -> InputKind:

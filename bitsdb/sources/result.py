@@ -54,6 +54,15 @@ class SourceError(Exception):
     """A source that cannot be read at all; the message is one line naming the problem."""
 
 
+def unreadable(exc: OSError) -> SourceError:
+    """The one-line SourceError for an OSError met opening or reading a source."""
+    for kind, text in ((FileNotFoundError, "no such file or directory"), (PermissionError, "permission denied"),
+                       (IsADirectoryError, "is a directory")):
+        if isinstance(exc, kind):
+            return SourceError(text)
+    return SourceError(f"cannot read ({exc.strerror or exc})")
+
+
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -69,12 +78,15 @@ DEBUG_ENV = "BITSDB_DEBUG"     # set by `--debug`; read in worker processes too
 
 
 def internal_error(where: str, exc: BaseException) -> str:
-    """One line for a bug met while reading; the traceback only when the user asked (--debug)."""
+    """One line for a bug met while reading; with --debug the traceback goes to stderr at once
+    (messages are one line each, so it is never part of the line)."""
     import os
 
     line = f"{where}: internal error while reading: {type(exc).__name__}: {exc}"
     if not os.environ.get(DEBUG_ENV):
         return line + " (run with --debug for details)"
+    import sys
     import traceback
 
-    return line + "\n" + "".join(traceback.format_exception(exc)).rstrip()
+    traceback.print_exception(exc, file=sys.stderr)
+    return line

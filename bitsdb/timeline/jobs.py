@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from ..model import Job, JobFile, JobState, JobType
+from ..timeutil import filetime_to_datetime
 
 JOB_DATA_TYPE = "windows:bits:job"
 FILE_DATA_TYPE = "windows:bits:file"
@@ -82,14 +83,15 @@ def describe_job(job: Job) -> str:
 
 
 def expand_job(job: Job, tags: Iterable[str] = ()) -> list[TimelineEvent]:
-    """Events of one job (and its files), in time order; unset (zero) times give none."""
+    """Events of one job (and its files), in time order; unset (zero) times and times no calendar
+    date can show (negative, after 9999: damaged or crafted) give none (`parse` keeps the raw value)."""
     tags = sorted(set(tags))
     text = describe_job(job)
     recovered = job.provenance is not None and job.provenance.recovered
     events: list[TimelineEvent] = []
 
     def add(filetime: int | None, kind: EventKind, message: str = text, jf: JobFile | None = None) -> None:
-        if filetime:
+        if filetime and filetime_to_datetime(filetime) is not None:
             events.append(TimelineEvent(filetime, kind, f"{kind.timestamp_desc}: {message}", job, jf, list(tags)))
 
     add(job.creation_time, CREATED)
