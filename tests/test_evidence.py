@@ -312,3 +312,24 @@ def test_progress_line_on_stderr(collections, capsys):
     assert err.endswith("\n") and "bitsdb: 4/4 item(s), 4 store file(s), 0 failed" in err
     run_batch([collections], jobs=1, progress=None)              # stderr is not a terminal under pytest
     assert capsys.readouterr().err == ""
+
+
+def test_a_folder_of_renamed_exports_is_read_by_content(tmp_path):
+    """Analysts export stores under other names (`hostA_qmgr.db`) and records as `*.raw`: a folder
+    holding them is read by content; a `.raw` that is a BITS record is not sent to the image layer,
+    and files of those kinds that hold no BITS data are not reported."""
+    from bitsdb.forge.samples import persistence_job
+    from bitsdb.decode import encode_job
+
+    demo = Path(__file__).resolve().parents[1] / "samples" / "demo" / "qmgr.db"
+    shutil.copyfile(demo, tmp_path / "hostA_qmgr.db")
+    job, _ = persistence_job()
+    (tmp_path / "job.raw").write_bytes(encode_job(job))
+    (tmp_path / "NTUSER.DAT").write_bytes(b"regf" + bytes(4092))
+    (tmp_path / "notes").write_text("case notes\n")
+    report = run_batch([tmp_path], jobs=1, progress=False)
+    assert report.failures == []
+    sources = sorted({Path(r.path).name for r in report.results})
+    assert sources == ["hostA_qmgr.db", "job.raw"]
+    names = {j.display_name for r in report.results for j in r.jobs}
+    assert job.display_name in names and len(names) > 3

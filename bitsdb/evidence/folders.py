@@ -8,6 +8,7 @@ files may block or never end. Each entry left out is reported (docs/SECURITY.md)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ..sources.detect import special_kind
@@ -61,6 +62,25 @@ def walk_tree(root: Path) -> tuple[list[tuple[tuple[str, ...], str]], list[str]]
     return files, skipped
 
 
+#: Names whose content is looked at in a folder walk: exported or renamed stores and records
+#: (`win10_qmgr.db`, `job.raw`), and files an image suffix would otherwise send to the image layer.
+_SNIFFED = re.compile(r"(qmgr|bits)|\.(db|dat|raw|bin|blob|rec|job|dd|img|001)$|^[^.]+$", re.I)
+
+
+def _bits_by_content(path: Path) -> bool:
+    """A plain file (links and special files never reach here) whose first bytes are a BITS store
+    or record; only names that may hide one are opened, so big collections stay cheap."""
+    from ..formats.markers import InputKind
+    from ..sources.detect import detect_file, role_of
+
+    if role_of(path.name) is not None or not _SNIFFED.search(path.name):
+        return False
+    try:
+        return path.stat().st_size > 0 and detect_file(path) is not InputKind.UNKNOWN
+    except OSError:
+        return False
+
+
 def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list[str]]:
     """BITS groups under `root`, zips and disk images met on the way (separate evidence items), and
     warnings naming the entries left out. `root` itself was named by the user: followed if a link."""
@@ -69,13 +89,16 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list
     base_parts = root.resolve().relative_to(anchor).parts
     listing: list[tuple[str, ...]] = []
     nested: list[Path] = []
+    by_content: set[tuple[str, ...]] = set()
     files, skipped = walk_tree(root)
     for rel, name in files:
         listing.append((*base_parts, *rel, name))
-        if _is_nested_evidence(name):
+        if _bits_by_content(root.joinpath(*rel, name)):
+            by_content.add(listing[-1])
+        elif _is_nested_evidence(name):
             nested.append(root.joinpath(*rel, name))
     groups = []
-    for found in find_in_listing(listing):
+    for found in find_in_listing(listing, by_content):
         place = found.place
         item = anchor.joinpath(*place.item_parts) if place.item_parts else root
         group = ArtefactGroup(evidence=str(item), evidence_kind="folder",

@@ -154,15 +154,16 @@ class FoundFolder:
 _HIVE_TAILS = {label: tuple(p.lower() for p in parts) for label, parts in HIVE_PATHS.items()}
 
 
-def find_in_listing(paths) -> list[FoundFolder]:
-    """Group a listing of file paths (tuples of components) into BITS folders; case-insensitive."""
+def find_in_listing(paths, stores_by_content: set[tuple[str, ...]] | frozenset = frozenset()) -> list[FoundFolder]:
+    """Group a listing of file paths (tuples of components) into BITS folders; case-insensitive.
+    `stores_by_content`: paths whose bytes showed a BITS store or record whatever their name."""
     by_folder: dict[tuple[str, ...], list[tuple[str, str]]] = {}
     hives_by_root: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}
     for parts in paths:
         if not parts:
             continue
         name = decoded(parts[-1])
-        role = role_of(name)
+        role = role_of(name) or ("store" if tuple(parts) in stores_by_content else None)
         if role is not None:
             by_folder.setdefault(tuple(parts[:-1]), []).append((parts[-1], role))
             continue
