@@ -167,3 +167,27 @@ def test_scan_real_sample_nothing_above_low():
     result = runner.invoke(scan_command, ["-f", "jsonl", str(REAL)])
     assert result.exit_code == 0
     assert [json.loads(x)["severity"] for x in result.output.splitlines()] == ["info"]
+
+
+def test_parse_with_findings_carries_the_verdict_scan_gives(tmp_path):
+    """`parse --with-findings` attaches each job's verdict (severity, confidence, reasons) and the
+    rule hits behind it, counted to the same time as `scan`, so the two never disagree."""
+    from bitsdb.cli import cli
+
+    demo = Path(__file__).resolve().parents[1] / "samples" / "demo"
+    runner = CliRunner()
+    parsed = [json.loads(line) for line in runner.invoke(cli, ["parse", "--with-findings", "--recover",
+                                                                str(demo)]).output.splitlines()]
+    scanned = [json.loads(line) for line in runner.invoke(cli, ["scan", "-f", "jsonl", "--recover",
+                                                                 str(demo)]).output.splitlines()]
+    by_record = {(v["subject"]["job_id"], v["subject"].get("provenance", {}).get("offset")): v for v in scanned}
+    assert len(parsed) == len(scanned) > 5
+    for record in parsed:
+        verdict = by_record[(record["job_id"], record["provenance"].get("offset"))]
+        assert record["verdict"]["severity"] == verdict["severity"]
+        assert record["verdict"]["reasons"] == verdict["reasons"]
+        assert [f["rule_id"] for f in record["findings"]] == [h["rule_id"] for h in verdict["hits"]]
+    assert {r["verdict"]["severity"] for r in parsed} >= {"info", "critical"}
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, ["parse", "-f", "csv", "--with-findings",
+                                                               str(demo)]).output)))
+    assert {row["Verdict"] for row in rows} >= {"info", "critical"}

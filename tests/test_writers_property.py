@@ -118,7 +118,7 @@ class Sink:
 
 def written(fmt: str, jobs: list[Job], orphans: list[JobFile], *, timeline: bool) -> str:
     sink = Sink()
-    writer = make_writer(fmt, sink, timeline=timeline, findings_for=RULES.evaluate)
+    writer = make_writer(fmt, sink, timeline=timeline, rules=RULES)
     writer.begin_source("source\n\ud800", "kind", len(jobs), len(orphans))
     for item in jobs:
         writer.write_job(item)                   # raises if a record cannot be written: the property fails

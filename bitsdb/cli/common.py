@@ -480,14 +480,19 @@ def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
     """Read every input into `writer`; problems are counted, never fatal."""
     results, picture = read_picture(paths, run, **options)
     for source, result in results:
+        if writer.rules is not None:                    # as scan counts: to the store's newest time
+            from ..rules.engine import evidence_time
+
+            writer.as_of = evidence_time(result.jobs)
         writer.begin_source(source, result.kind, len(result.jobs), len(result.orphan_files))
         write_records(source, writer, run, result.jobs, result.orphan_files)
     if picture is not None:
+        writer.as_of = picture.latest_time()
         writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
         write_records(LOG_SECTION, writer, run, picture.log_jobs)
         for index, (record_type, record) in enumerate(picture_records(picture)):
             try:
-                writer.write_record(record_type, record, writer.findings_of_record(record_type, record))
+                writer.write_record(record_type, record, writer.verdict_of_record(record_type, record))
             except Exception as exc:  # noqa: BLE001 - one record never stops a batch
                 run.not_written(LOG_SECTION, f"{record_type} (record {index})", exc)
 
@@ -512,10 +517,10 @@ def run_command(paths: tuple[str, ...], fmt: str, output: str | None, debug: boo
     """parse and timeline: read every input and write its records (or events) in `fmt`."""
     from ..output import make_writer
 
-    findings_for = load_rules_or_exit(rule_paths).evaluate if findings else None
+    rules = load_rules_or_exit(rule_paths) if findings else None
     run = Run(debug)
     out = open_output(output, paths)
-    writer = make_writer(fmt, out, timeline=timeline, findings_for=findings_for)
+    writer = make_writer(fmt, out, timeline=timeline, rules=rules)
     with Finishing(out, writer):
         write_inputs(paths, writer, run, **options)
     if run.failures or run.damaged:

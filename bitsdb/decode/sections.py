@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..formats import fastparse
 
 if TYPE_CHECKING:
-    from construct import Container
+    from construct import Container, Struct
 
 FILETIME_1990 = 125911584000000000
 FILETIME_2100 = 159029568000000000

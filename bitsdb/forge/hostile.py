@@ -14,7 +14,7 @@ from ..formats.legacy import HEADER_PAIR, WIN10_JOB_MARKER
 from ..formats.markers import ESE_JOB_MARKERS, FILE_LIST_MARKER, FILE_MARKER, LEGACY_PREFIX_WIN10, LEGACY_QUEUE_MARKER
 from ..model import Job, JobFile, JobPriority, JobState, JobType
 from .carving import job_bytes
-from .legacy import build_state_file, encode_legacy_job
+from .legacy import encode_legacy_job
 
 MIB = 1 << 20
 

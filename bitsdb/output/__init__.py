@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO, Callable
-
-from ..model import Job
+from typing import IO
 
 from .base import RecordWriter
 
@@ -26,8 +24,9 @@ TIMELINE_FORMATS = tuple(name for kind, name in _WRITERS if kind == "timeline")
 
 
 def make_writer(name: str, stream: IO[str], *, timeline: bool = False,
-                findings_for: Callable[[Job], list] | None = None) -> RecordWriter:
-    """The writer for a format name; `timeline` picks the event formats (`bitsdb timeline`)."""
+                rules=None) -> RecordWriter:
+    """The writer for a format name; `timeline` picks the event formats (`bitsdb timeline`); with
+    `rules` (a RuleSet), each job's verdict and its rule hits go with it."""
     import importlib
 
     key = ("timeline" if timeline else "record", name)
@@ -35,4 +34,4 @@ def make_writer(name: str, stream: IO[str], *, timeline: bool = False,
         raise ValueError(f"unknown format {name}")
     module, cls = _WRITERS[key]
     writer_type = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
-    return writer_type(stream, findings_for=findings_for)
+    return writer_type(stream, rules=rules)

@@ -19,22 +19,27 @@ def record_type_of(job: Job) -> str:
     return "log_job" if job.history is not None and job.history.log_only else "job"
 
 
-def job_record(job: Job, findings: list | None = None) -> dict[str, Any]:
-    record = {"record_type": record_type_of(job), **job.to_dict()}
-    if findings is not None:
-        record["findings"] = [f.to_dict() for f in findings]
+def _judged(record: dict[str, Any], verdict) -> dict[str, Any]:
+    """`verdict` (without its hits) and `findings` (the hits: its evidence) beside the record."""
+    if verdict is not None:
+        summary = verdict.to_dict()
+        record["findings"] = summary.pop("hits")
+        for key in ("record_type", "subject"):
+            summary.pop(key, None)
+        record["verdict"] = summary
     return record
+
+
+def job_record(job: Job, verdict=None) -> dict[str, Any]:
+    return _judged({"record_type": record_type_of(job), **job.to_dict()}, verdict)
 
 
 def orphan_record(jf: JobFile) -> dict[str, Any]:
     return {"record_type": "orphan_file", **jf.to_dict()}
 
 
-def other_record(record_type: str, record, findings: list | None = None) -> dict[str, Any]:
-    out = {"record_type": record_type, **record.to_dict()}
-    if findings is not None:
-        out["findings"] = [f.to_dict() for f in findings]
-    return out
+def other_record(record_type: str, record, verdict=None) -> dict[str, Any]:
+    return _judged({"record_type": record_type, **record.to_dict()}, verdict)
 
 
 class WholeRecords:
@@ -67,20 +72,28 @@ class WholeRecords:
 class RecordWriter(WholeRecords):
     """Subclasses format into `self.stream` in `_job`, `_orphan`, `_other` (and `_begin`, `_end`)."""
 
-    def __init__(self, stream: IO[str], findings_for: Callable[[Job], list] | None = None) -> None:
+    def __init__(self, stream: IO[str], rules=None) -> None:
         super().__init__(stream)
-        self.findings_for = findings_for     # the rules engine, when findings were asked for
+        self.rules = rules                   # the rules engine (a RuleSet), when verdicts were asked for
+        self.as_of: int | None = None        # FILETIME time-based rules count to (set per source)
+        self._last: tuple[Any, Any] = (None, None)
+
+    def verdict(self, job: Job):
+        """The job's verdict, as `bitsdb scan` gives it (None when verdicts were not asked for)."""
+        if self.rules is None:
+            return None
+        if self._last[0] is not job:         # writers ask more than once per job
+            self._last = (job, self.rules.assess(job, self.as_of))
+        return self._last[1]
+
+    def verdict_of_record(self, record_type: str, record):
+        """The verdict on a record that is not a job (None when not asked for or no rule covers it)."""
+        return None if self.rules is None else self.rules.assess_record(record_type, record, self.as_of)
 
     def findings(self, job: Job) -> list | None:
-        """The job's findings (None when findings were not asked for)."""
-        return self.findings_for(job) if self.findings_for else None
-
-    def findings_of_record(self, record_type: str, record) -> list | None:
-        """Findings of a record that is not a job (None when findings were not asked for or the
-        rules have none for it)."""
-        evaluate = getattr(self.findings_for, "__self__", None)
-        evaluate = getattr(evaluate, "evaluate_record", None)
-        return evaluate(record_type, record) if evaluate is not None else None
+        """The rule hits behind the job's verdict (None when verdicts were not asked for)."""
+        verdict = self.verdict(job)
+        return None if verdict is None else verdict.hits
 
     def tags(self, job: Job) -> list[str]:
         """Rule ids of the job's findings: what timeline formats put in their tag fields."""
@@ -96,9 +109,9 @@ class RecordWriter(WholeRecords):
     def write_orphan(self, jf: JobFile) -> None:
         self._record(self._orphan, jf)
 
-    def write_record(self, record_type: str, record, findings: list | None = None) -> None:
+    def write_record(self, record_type: str, record, verdict=None) -> None:
         """A record that is not a job: `process`, `log_event` or `service` (docs/EVENTLOGS.md)."""
-        self._record(self._other, record_type, record, findings)
+        self._record(self._other, record_type, record, verdict)
 
     def close(self) -> None:
         self._whole(self._end)
@@ -113,7 +126,7 @@ class RecordWriter(WholeRecords):
     def _orphan(self, jf: JobFile) -> None:
         raise NotImplementedError
 
-    def _other(self, record_type: str, record, findings: list | None) -> None:
+    def _other(self, record_type: str, record, verdict) -> None:
         raise NotImplementedError
 
     def _end(self) -> None:
@@ -138,10 +151,10 @@ class EventWriter(RecordWriter):
         for event in events:
             self.write_event(event)
 
-    def _other(self, record_type: str, record, findings: list | None) -> None:
+    def _other(self, record_type: str, record, verdict) -> None:
         from ..timeline.logs import expand_record
 
-        tags = sorted({f.rule_id for f in findings or []})
+        tags = sorted({f.rule_id for f in (verdict.hits if verdict else [])})
         for event in expand_record(record_type, record):
             event.tags = list(tags)
             self.write_event(event)

@@ -59,7 +59,7 @@ class BodyfileWriter(RecordWriter):
         for event in expand_history(job, []):
             self._line(f"[{event.message}]", uid, 0, mtime=epoch_seconds(event.filetime))
 
-    def _other(self, record_type, record, findings):
+    def _other(self, record_type, record, verdict):
         from ..timeline.logs import expand_record
 
         for event in expand_record(record_type, record):

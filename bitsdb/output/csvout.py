@@ -130,21 +130,21 @@ RAW_STRINGS_COLUMN = "RawStrings"
 COLUMNS = list(SOURCE_COLUMNS) + list(JOB_COLUMNS) + list(FILE_COLUMNS) + [RAW_STRINGS_COLUMN]
 
 
-FINDING_COLUMNS = ["FindingsMaxSeverity", "Findings"]
+FINDING_COLUMNS = ["Verdict", "VerdictConfidence", "Findings"]
 
 
-def finding_cells(findings) -> list[str]:
-    """Highest severity and `severity:rule_id` list (findings come highest first)."""
-    if not findings:
-        return ["", ""]
-    return [findings[0].severity, "|".join(f"{f.severity}:{f.rule_id}" for f in findings)]
+def finding_cells(verdict) -> list[str]:
+    """The verdict (as `bitsdb scan` gives it), its confidence and the `severity:rule_id` hits behind it."""
+    if verdict is None:
+        return ["", "", ""]
+    return [verdict.severity, verdict.confidence, "|".join(f"{f.severity}:{f.rule_id}" for f in verdict.hits)]
 
 
 class CsvWriter(RecordWriter):
-    def __init__(self, stream, findings_for=None):
-        super().__init__(stream, findings_for)
+    def __init__(self, stream, rules=None):
+        super().__init__(stream, rules)
         self._csv = CsvRows(self.stream)
-        self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if findings_for else []))
+        self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if rules is not None else []))
 
     def _source(self, record_type, provenance):
         return [record_type] + source_cells(provenance)[1:]
@@ -156,13 +156,13 @@ class CsvWriter(RecordWriter):
 
     def _job(self, job: Job):
         head = self._source(record_type_of(job), job.provenance) + [fn(job) for fn in JOB_COLUMNS.values()]
-        tail = finding_cells(self.findings(job)) if self.findings_for else []
+        tail = finding_cells(self.verdict(job)) if self.rules is not None else []
         if not job.files:
             self._csv.writerow(head + self._file_cells(None, None) + [raw_strings_cell(job, None)] + tail)
         for index, jf in enumerate(job.files):
             self._csv.writerow(head + self._file_cells(index, jf) + [raw_strings_cell(job, jf)] + tail)
 
-    def _other(self, record_type, record, findings):
+    def _other(self, record_type, record, verdict):
         """One row: the record's sentence in DisplayName, its time in CreationTime, linked jobs in JobId."""
         from ..timeline.logs import describe_log_event, describe_process, describe_service
         from ..model import LogEvent, ProcessEvent
@@ -180,7 +180,7 @@ class CsvWriter(RecordWriter):
             cells.update(DisplayName=describe_coverage(record))
         else:
             cells.update(DisplayName=describe_service(record))
-        tail = finding_cells(findings) if self.findings_for else []
+        tail = finding_cells(verdict) if self.rules is not None else []
         self._csv.writerow(self._source(record_type, record.provenance) + list(cells.values())
                            + self._file_cells(None, None) + [raw_strings_cell(None, None, record.provenance)]
                            + tail)
@@ -188,4 +188,4 @@ class CsvWriter(RecordWriter):
     def _orphan(self, jf: JobFile):
         self._csv.writerow(self._source("orphan_file", jf.provenance) + [""] * len(JOB_COLUMNS)
                            + self._file_cells(0, jf) + [raw_strings_cell(None, jf)]
-                           + (["", ""] if self.findings_for else []))
+                           + (finding_cells(None) if self.rules is not None else []))

@@ -34,13 +34,13 @@ def dumps(obj: Any, **options: Any) -> str:
 
 class JsonLinesWriter(RecordWriter):
     def _job(self, job):
-        self.stream.write(dumps(job_record(job, self.findings(job))) + "\n")
+        self.stream.write(dumps(job_record(job, self.verdict(job))) + "\n")
 
     def _orphan(self, jf):
         self.stream.write(dumps(orphan_record(jf)) + "\n")
 
-    def _other(self, record_type, record, findings):
-        self.stream.write(dumps(other_record(record_type, record, findings)) + "\n")
+    def _other(self, record_type, record, verdict):
+        self.stream.write(dumps(other_record(record_type, record, verdict)) + "\n")
 
 
 class JsonArrayWriter(RecordWriter):
@@ -50,13 +50,13 @@ class JsonArrayWriter(RecordWriter):
         self.stream.write(("[\n" if self.records == 0 else ",\n") + dumps(record, indent=2))
 
     def _job(self, job):
-        self._emit(job_record(job, self.findings(job)))
+        self._emit(job_record(job, self.verdict(job)))
 
     def _orphan(self, jf):
         self._emit(orphan_record(jf))
 
-    def _other(self, record_type, record, findings):
-        self._emit(other_record(record_type, record, findings))
+    def _other(self, record_type, record, verdict):
+        self._emit(other_record(record_type, record, verdict))
 
     def _end(self):
         self.stream.write("[]\n" if self.records == 0 else "\n]\n")

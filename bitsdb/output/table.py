@@ -74,7 +74,7 @@ class TableWriter(RecordWriter):
         self._raw_strings(job)
         if job.history is not None:
             self._history(job)
-        self._findings(self.findings(job))
+        self._findings(self.verdict(job))
 
     def _log_job(self, job: Job):
         """A job only the event logs know: what they say, without the database's empty fields."""
@@ -87,7 +87,7 @@ class TableWriter(RecordWriter):
         for index, jf in enumerate(job.files):
             self._file(index, jf)
         self._history(job)
-        self._findings(self.findings(job))
+        self._findings(self.verdict(job))
 
     def _history(self, job: Job):
         """The lifecycle from the logs, one line per event in time order (time, event id, what it says)."""
@@ -106,7 +106,7 @@ class TableWriter(RecordWriter):
         for when, text in sorted(lines, key=lambda line: line[0]):
             self._line(f"    {filetime_to_ez(when)[:23] or '-':<23} {text}")
 
-    def _other(self, record_type, record, findings):
+    def _other(self, record_type, record, verdict):
         from ..timeline.logs import describe_log_event, describe_process, describe_service
 
         w = self._line
@@ -129,10 +129,14 @@ class TableWriter(RecordWriter):
             where = record.provenance.table if record.provenance else ""
             w(f"{record_type} {filetime_to_ez(record.time)[:23]}  {where} {record.event_id}")
             w(f"  {text}")
-        self._findings(findings)
+        self._findings(verdict)
 
-    def _findings(self, findings) -> None:
-        for finding in findings or []:
+    def _findings(self, verdict) -> None:
+        if verdict is None:
+            return
+        self._line(f"  VERDICT       {verdict.severity} (confidence {verdict.confidence}): "
+                   + " | ".join(verdict.top_reasons()))
+        for finding in verdict.hits:
             self._line(f"  FINDING       [{finding.severity}] {finding.rule_id}: {finding.explanation}")
 
     def _raw_strings(self, record) -> None:

@@ -20,8 +20,8 @@ COLUMNS = ["Timestamp", "TimestampDescription", "Message", "DataType", "Tags", *
 
 
 class TimelineCsvWriter(EventWriter):
-    def __init__(self, stream, findings_for=None):
-        super().__init__(stream, findings_for)
+    def __init__(self, stream, rules=None):
+        super().__init__(stream, rules)
         self._csv = CsvRows(self.stream)
         self._whole(self._csv.writerow, COLUMNS)
 

@@ -55,8 +55,8 @@ CSV_COLUMNS = ("message", "datetime", "timestamp_desc", "timestamp", "data_type"
 
 
 class TimesketchCsvWriter(EventWriter):
-    def __init__(self, stream, findings_for=None):
-        super().__init__(stream, findings_for)
+    def __init__(self, stream, rules=None):
+        super().__init__(stream, rules)
         self._csv = CsvRows(self.stream)
         self._whole(self._csv.writerow, CSV_COLUMNS)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

@@ -29,7 +29,7 @@ from .allowlist import (MATCH, MISMATCH, USER_CONTENT_LISTS, AllowEntry, Check, 
                         compile_notify_command)
 from .conditions import Condition, ConditionError, Context, Evidence, compile_condition, line_of
 from . import logfields  # noqa: F401 - registers the subjects of event logs and hives
-from .fields import FIELDS, SUBJECT_FIELDS, View, job_view
+from .fields import SUBJECT_FIELDS, View, job_view
 from .paths import host_is_ip as paths_is_ip
 from .paths import lookalike_of
 from .trust import Trust, trusted_view_of
@@ -389,7 +389,6 @@ class RuleSet:
 
     def _finding(self, rule: Rule, subject: Subject, evidence: list[Evidence], reasons: list[str],
                  base: str) -> Finding:
-        view = subject.view
         unique: list[Evidence] = []
         for item in evidence:
             if item not in unique and item[1] is not None:
