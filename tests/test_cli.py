@@ -220,3 +220,18 @@ def test_timeline_tags_only_with_findings(win10):
     untagged = [json.loads(line) for line in run("timeline", "--no-findings", SAMPLE_JOB)[1].splitlines()]
     assert all("notify-command" in e["tag"] for e in tagged)
     assert all(e["tag"] == [] for e in untagged) and len(tagged) == len(untagged)
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(win10):
+    """`bitsdb parse … | head`: when the pipe's reader leaves, the run ends with 141 (as SIGPIPE
+    would) and no error line per record."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "bitsdb", "parse", "--recover", "--jobs", "1", str(win10)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141
+    assert b"error" not in err and b"Traceback" not in err

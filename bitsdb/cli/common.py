@@ -28,6 +28,7 @@ from ..text import one_line
 EXIT_INPUT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_FINDINGS = 3
+EXIT_PIPE_CLOSED = 141          # 128 + SIGPIPE: the reader of standard output went away
 
 PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path())
 OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -267,15 +268,25 @@ class Output:
             with DEFER_SIGNALS:
                 self.file.write(data)
         except OSError as exc:
-            raise OutputError(f"{self.target or 'standard output'}: cannot write ({exc.strerror or exc})") from None
+            raise self._failed(exc) from None
 
     def flush(self) -> None:
         with DEFER_SIGNALS:
             try:
                 self.file.flush()
             except OSError as exc:
-                raise OutputError(f"{self.target or 'standard output'}: cannot write ({exc.strerror or exc})") \
-                    from None
+                raise self._failed(exc) from None
+
+    def _failed(self, exc: OSError) -> BaseException:
+        """The output cannot take more. The reader of a pipe went away (`bitsdb parse … | head`): end
+        quietly as a program killed by SIGPIPE would (status 141), not with an error per record."""
+        if self.target is None and isinstance(exc, BrokenPipeError):
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no error at exit either
+            except OSError:
+                pass
+            return SystemExit(EXIT_PIPE_CLOSED)
+        return OutputError(f"{self.target or 'standard output'}: cannot write ({exc.strerror or exc})")
 
     def finish(self) -> None:
         """Everything is written: the temporary file becomes FILE."""
