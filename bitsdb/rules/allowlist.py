@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase, translate
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from . import paths
@@ -103,12 +103,27 @@ class AllowEntry:
     def creator_matches(self, creator: str | None) -> bool:
         return bool(creator) and self._creator_rx.match(creator) is not None
 
+    @cached_property
+    def _owner_rx(self) -> re.Pattern:
+        return _globs([pattern.upper() for pattern in self.owner])
+
+    @cached_property
+    def _listed_hosts(self) -> dict[str | None, bool]:
+        """Host -> listed, remembered: every job of a fleet is checked against every entry."""
+        return {}
+
     def owner_matches(self, owner: str | None) -> bool:
-        return bool(owner) and any(fnmatchcase(owner.upper(), pattern.upper()) for pattern in self.owner)
+        return bool(owner) and self._owner_rx.match(owner.upper()) is not None
 
     def listed_host(self, view: View) -> bool:
         host = view.get("files.remote_host")
-        return any(paths.host_matches(host, pattern) for pattern in self.hosts if pattern != SITE)
+        known = self._listed_hosts.get(host)
+        if known is None:
+            if len(self._listed_hosts) >= 4096:
+                self._listed_hosts.clear()
+            known = self._listed_hosts[host] = any(paths.host_matches(host, pattern) for pattern in self.hosts
+                                                   if pattern != SITE)
+        return known
 
     def host_matches(self, view: View) -> bool:
         return self.listed_host(view) or (SITE in self.hosts and site_host(view))
@@ -119,8 +134,7 @@ class AllowEntry:
 
     @staticmethod
     def _name_in(name: str | None, patterns: list[str]) -> bool:
-        text = (name or "").casefold()
-        return any(fnmatchcase(text, pattern.casefold()) for pattern in patterns)
+        return _folded_globs(tuple(patterns)).match((name or "").casefold()) is not None
 
     def specific_names(self) -> list[str]:
         """Name patterns specific enough that copying them is telling (6+ literal characters)."""
@@ -196,6 +210,12 @@ class NotifyCommand:
         if not any(fnmatchcase(owner, pattern.upper()) for pattern in self.owner):
             return False
         return command_arguments(job) in self.parameters
+
+
+@lru_cache(maxsize=256)
+def _folded_globs(patterns: tuple[str, ...]) -> re.Pattern:
+    """Case-folded globs as one regex (for case-folded text)."""
+    return _globs([pattern.casefold() for pattern in patterns])
 
 
 def _globs(patterns: list[str]) -> re.Pattern:
