@@ -8,6 +8,7 @@ plus the raw integer; unknown enum values stay numbers; flag sets keep unknown b
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 import types
 import typing
@@ -323,6 +324,21 @@ def _text_fields(cls: type) -> tuple[str, ...]:
 
 
 _TEXT_FIELDS: dict[type, tuple[str, ...]] = {}
+_TEXT_GETTERS: dict[type, Any] = {}
+
+
+def _all_ascii(record: Any) -> bool:
+    """The common case, decided at C speed: every text field is None or ASCII."""
+    getter = _TEXT_GETTERS.get(record.__class__)
+    if getter is None:
+        names = _text_fields(record.__class__)
+        getter = _TEXT_GETTERS[record.__class__] = (operator.attrgetter(*names) if len(names) > 1
+                                                   else (lambda r, g=operator.attrgetter(*names): (g(r),))
+                                                   if names else (lambda r: ()))
+    try:
+        return "".join(filter(None, getter(record))).isascii()
+    except TypeError:                      # a field holds something that is not text: look field by field
+        return False
 
 
 def keep_raw_strings(record: Any, repair=repaired) -> None:
@@ -331,6 +347,8 @@ def keep_raw_strings(record: Any, repair=repaired) -> None:
 
     Called where strings enter the model (decoders, provenance); idempotent.
     """
+    if _all_ascii(record):
+        return
     raw_strings = record.raw_strings
     for name in _text_fields(record.__class__):
         value = getattr(record, name)
