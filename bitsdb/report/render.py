@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .gcpause import collector_paused
+from ..stores import collector_paused
 
 EXTRA = "report"
 STATIC = Path(__file__).resolve().parent / "static"

@@ -15,7 +15,7 @@ from ..model import Job, JobFile, NotifyFlags, flag_names
 from ..timeline import jobs as vocabulary
 from ..timeline import logs as log_vocabulary
 from ..timeutil import filetime_to_iso
-from .gcpause import collector_paused
+from ..stores import collector_paused
 from .verdicts import LEVEL_RANK, LEVELS, VerdictSource
 
 #: Event kinds drawn on a job's timeline row. Deadlines in the future (expiry, retry, no-progress)
