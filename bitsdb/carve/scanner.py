@@ -26,6 +26,7 @@ from ..decode.file import decode_file_blob, file_head_span
 from ..decode.job import decode_job_blob, job_head_problems, job_head_span, split_markers
 from ..decode.sections import ATTEMPT_COST, BlobError, DecodeBudget, parse_prefix, plausible_filetime, walk_sections
 from ..formats import file as file_fmt
+from ..formats.ese import ROW_HEAD, ROW_INLINE_BLOB, ROW_PREFIX_SIZE
 from ..formats.job import ESE_JOB_SECTIONS
 from ..formats.markers import ESE_JOB_MARKERS, FILE_MARKER, LEGACY_JOB_MARKERS
 from ..model import Job, JobFile
@@ -47,8 +48,7 @@ RANGE_OVERLAP = MAX_RECORD + 16
 
 #: `01 7F 15 00 <Id:16> FE 00 01 04 00 01`: an ESE data-tree record of Jobs/Files whose
 #: Blob column is stored inline right after it (FORMAT.md §4.3).
-INLINE_ROW_PREFIX = re.compile(rb"\x01\x7f\x15\x00(.{16})\xfe\x00\x01\x04\x00\x01\Z", re.DOTALL)
-INLINE_PREFIX_SIZE = 26
+INLINE_ROW_PREFIX = re.compile(re.escape(ROW_HEAD) + b"(.{16})" + re.escape(ROW_INLINE_BLOB) + b"\\Z", re.DOTALL)
 
 _SID = re.compile(r"S-1-\d+(-\d+)*\Z")
 
@@ -172,9 +172,9 @@ def carved_file_problems(jf: JobFile) -> list[str]:
 
 def inline_row_id(view: bytes, start: int) -> str | None:
     """The Id of the ESE row whose inline Blob starts at `start` (FORMAT.md §4.3), if any."""
-    if start < INLINE_PREFIX_SIZE:
+    if start < ROW_PREFIX_SIZE:
         return None
-    match = INLINE_ROW_PREFIX.match(view, start - INLINE_PREFIX_SIZE, start)
+    match = INLINE_ROW_PREFIX.match(view, start - ROW_PREFIX_SIZE, start)
     if not match:
         return None
     import uuid

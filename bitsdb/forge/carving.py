@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 
 from ..decode import encode_file, encode_job
+from ..formats.ese import inline_row  # noqa: F401 - the row format, re-exported for carving fixtures
 from ..model import Job, JobFile, JobPriority, JobState, JobType
 
 BASE_TIME = 133_000_000_000_000_000          # 2022-06-14
 DAY = 864_000_000_000
-ROW_PREFIX_HEAD = b"\x01\x7f\x15\x00"
-ROW_PREFIX_TAIL = b"\xfe\x00\x01\x04\x00\x01"
 
 
 def job_id(n: int) -> str:
@@ -47,11 +46,6 @@ def job_bytes(n: int, **kw) -> bytes:
 
 def file_bytes(n: int, **kw) -> bytes:
     return encode_file(make_file(n, **kw))
-
-
-def inline_row(record_id: str, blob: bytes) -> bytes:
-    """An ESE data-tree record with the Blob stored inline (FORMAT.md §4.3)."""
-    return ROW_PREFIX_HEAD + uuid.UUID(record_id).bytes_le + ROW_PREFIX_TAIL + blob
 
 
 def noisy_image(stream, size: int, records: list[tuple[int, bytes]], seed: int = 1,

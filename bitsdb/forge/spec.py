@@ -27,6 +27,7 @@ from ..decode.file import decode_file_blob, encode_file
 from ..decode.job import decode_job_blob, encode_job
 from ..decode.sections import BlobError
 from ..decode.security import build_security_descriptor, decode_security, encode_security_descriptor
+from ..formats.ese import ROW_PREFIX_SIZE, inline_row
 from ..formats.primitives import MAX_WSTR_UNITS
 from ..model import Ace, Job, JobFile, JobType, SecurityInfo
 from .ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
@@ -34,11 +35,8 @@ from .ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
 SPEC_VERSION = 1
 PAGE_SIZE = 16384
 PAGE_HEADER = 80
-#: `01 7F 15 00 <Id> FE 00 01 04 00 01`: a Jobs/Files row whose Blob is stored inline (FORMAT.md §4.3).
-#: Planted versions carry it, as old rows in freed pages do, so carved files keep their id.
-INLINE_ROW_HEAD = b"\x01\x7f\x15\x00"
-INLINE_ROW_TAIL = b"\xfe\x00\x01\x04\x00\x01"
-INLINE_PREFIX_SIZE = 26
+#: Planted versions carry the inline-row prefix (formats.ese.inline_row), as old rows in freed
+#: pages do, so carved files keep their id.
 LOG_NAME = "edb.log"
 #: The stand-in log: one 4 KiB header block, then one page-sized chunk per planted record.
 LOG_HEADER_SIZE = 4096
@@ -444,10 +442,10 @@ def _check_planted(spec: ForgeSpec) -> None:
             raise SpecError(f"{version.where}: identical to {seen[blob]}")
         seen[blob] = version.where
         for position, jf in enumerate(version.files):
-            size = INLINE_PREFIX_SIZE + len(encode_file(jf))
+            size = ROW_PREFIX_SIZE + len(encode_file(jf))
             if size > PAGE_SIZE - PAGE_HEADER:
                 raise SpecError(f"{version.where}.files[{position}]: {size} bytes do not fit one page")
-        size = INLINE_PREFIX_SIZE + len(blob)
+        size = ROW_PREFIX_SIZE + len(blob)
         if size > PAGE_SIZE - PAGE_HEADER:
             raise SpecError(f"{version.where}: the record ({size} bytes) does not fit one 16 KiB page")
 
@@ -471,11 +469,6 @@ def reader_safe_chunk_size(blobs: Iterable[bytes], preferred: int = DEFAULT_LV_C
                for blob in long_blobs for offset in range(size, len(blob), size)):
             return size
     raise SpecError("no long-value chunk size keeps every blob readable by libesedb and dissect.database")
-
-
-def inline_row(record_id: str, blob: bytes) -> bytes:
-    """An ESE Jobs/Files row with its Blob inline: prefix (26 bytes) + blob."""
-    return INLINE_ROW_HEAD + uuid.UUID(record_id).bytes_le + INLINE_ROW_TAIL + blob
 
 
 def live_rows(jobs: Sequence[Job]) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
@@ -510,13 +503,13 @@ def forge(spec: ForgeSpec | dict[str, Any], out: str | Path) -> ForgeReport:
                                   remnants=[item[4] for item in in_db])
     report = ForgeReport(database=out, log=None, lv_chunk_size=chunk, page_count=written.page_count)
     for item, remnant in zip(in_db, written.remnants):
-        report.planted.append(_planted(item, out, remnant.file_offset + INLINE_PREFIX_SIZE))
+        report.planted.append(_planted(item, out, remnant.file_offset + ROW_PREFIX_SIZE))
     log_path = out.parent / spec.log_name
     if in_log:
         offsets = write_log(log_path, [item[4] for item in in_log])
         report.log = log_path
         for item, offset in zip(in_log, offsets):
-            report.planted.append(_planted(item, log_path, offset + INLINE_PREFIX_SIZE))
+            report.planted.append(_planted(item, log_path, offset + ROW_PREFIX_SIZE))
     return report
 
 

@@ -8,6 +8,7 @@ described by libyal's EDB format notes and Microsoft's open-sourced ESE headers.
 from __future__ import annotations
 
 import struct
+import uuid
 from dataclasses import dataclass
 
 
@@ -17,6 +18,20 @@ SYSOBJ_TABLE = 1
 SYSOBJ_COLUMN = 2
 SYSOBJ_INDEX = 3
 SYSOBJ_LONG_VALUE = 4
+
+#: A Jobs/Files row (FORMAT.md §4.3): last fixed column 1, no variable column, tagged data at 0x15
+#: (`01 7F 15 00`), the 16-byte Id, then the null bitmap and the one tagged column (256 at offset 4)
+#: whose flag byte says inline Blob (`01`) or separated long value (`05`).
+ROW_HEAD = b"\x01\x7f\x15\x00"
+ROW_INLINE_BLOB = b"\xfe\x00\x01\x04\x00\x01"
+ROW_SEPARATED_LV = b"\xfe\x00\x01\x04\x00\x05"
+ROW_PREFIX_SIZE = len(ROW_HEAD) + 16 + len(ROW_INLINE_BLOB)
+
+
+def inline_row(record_id: str, blob: bytes) -> bytes:
+    """A Jobs/Files row with its Blob stored inline, as carving finds it before a record."""
+    return ROW_HEAD + uuid.UUID(record_id).bytes_le + ROW_INLINE_BLOB + blob
+
 
 #: The catalog's fixed place (identical to Windows' qmgr.db).
 PGNO_CATALOG = 4

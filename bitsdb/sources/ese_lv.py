@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..formats.ese import (
+    ROW_HEAD,
+    ROW_SEPARATED_LV,
     OBJID_CATALOG,
     PGNO_CATALOG,
     SYSOBJ_COLUMN,
@@ -59,10 +61,6 @@ _LV_ROOT = struct.Struct("<II")  # LVROOT: refcount, size
 
 #: The columns of Jobs and Files (FORMAT.md §4.1): id -> (JET_coltyp, name).
 _BITS_COLUMNS = {1: (16, "Id"), 256: (11, "Blob")}
-#: A Jobs/Files row (FORMAT.md §4.3): last fixed column 1, no variable column, tagged data at 21;
-#: then, after the Id, the null bitmap and the one tagged column (256 at offset 4, separated LV).
-_ROW_HEAD = b"\x01\x7f\x15\x00"
-_ROW_SEPARATED_LV = b"\xfe\x00\x01\x04\x00\x05"
 
 
 class LongValueError(Exception):
@@ -137,7 +135,7 @@ class EseLongValues:
             for _, record, flags in self._leaf_nodes(root_pgno, objid, long_value_tree=False):
                 if flags & _NODE_DELETED:
                     raise LongValueError(f"deleted node in table {table_name}")
-                if (len(record) not in (30, 34) or record[:4] != _ROW_HEAD or record[20:26] != _ROW_SEPARATED_LV):
+                if (len(record) not in (30, 34) or record[:4] != ROW_HEAD or record[20:26] != ROW_SEPARATED_LV):
                     raise LongValueError(f"row of table {table_name} not in the BITS layout")
                 rows.append((record[4:20], int.from_bytes(record[26:], "little")))
         return rows
