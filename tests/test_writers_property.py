@@ -200,3 +200,19 @@ def test_any_file_name_becomes_valid_provenance_with_its_bytes(name):
         assert bytes.fromhex(record.raw_strings["source_path"]) == b"/evidence/" + name
     else:
         assert record.source_path == path
+
+
+_JSON_TREES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20)
+
+
+@SETTINGS
+@given(_JSON_TREES)
+def test_the_fast_json_encoder_writes_what_the_standard_one_does(tree):
+    """The writers' encoder (orjson, standard fallback) is byte-identical to json's compact form with
+    UTF-8 kept, for every tree records produce: text with any code point, integers of any size."""
+    from bitsdb.output.jsonout import _COMPACT, dumps, one_line_json
+
+    assert dumps(tree) == one_line_json(_COMPACT.encode(tree))

@@ -6,12 +6,15 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from .base import RecordWriter, job_record, orphan_record, other_record
 
 
 #: One encoder for every line (json.dumps with options builds a new one per call). Records
 #: are fresh trees from to_dict, never circular, so the circular-reference check is skipped.
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_ORJSON = orjson.dumps
 #: Characters JSON leaves raw that line-splitting readers (Python's str.splitlines, older
 #: JavaScript) take as line ends: escaped, so one record is always one line.
 _LINE_ENDS = re.compile("[\x85\u2028\u2029]")
@@ -27,9 +30,19 @@ def one_line_json(text: str) -> str:
     return _LINE_ENDS.sub(_escape_line_end, text) if _LINE_ENDS.search(text) else text
 
 
+def _compact(obj: Any) -> str:
+    """orjson writes the same compact text as _COMPACT (same escapes, UTF-8 as it is) ten times
+    faster; what it refuses (integers beyond 64 bits, non-text keys) goes to the standard encoder.
+    Floats (no decoded field is one) may differ in exponent spelling (1e-06 vs 1e-6), and NaN is null."""
+    try:
+        return _ORJSON(obj).decode()
+    except TypeError:
+        return _COMPACT.encode(obj)
+
+
 def dumps(obj: Any, **options: Any) -> str:
     """JSON text of a record: UTF-8 text as it is, every line end escaped (the writers' one encoder)."""
-    return one_line_json(_COMPACT.encode(obj) if not options else json.dumps(obj, ensure_ascii=False, **options))
+    return one_line_json(_compact(obj) if not options else json.dumps(obj, ensure_ascii=False, **options))
 
 
 class JsonLinesWriter(RecordWriter):
