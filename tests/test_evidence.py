@@ -333,3 +333,31 @@ def test_a_folder_of_renamed_exports_is_read_by_content(tmp_path):
     assert sources == ["hostA_qmgr.db", "job.raw"]
     names = {j.display_name for r in report.results for j in r.jobs}
     assert job.display_name in names and len(names) > 3
+
+
+def test_compressed_evidence_is_named_not_called_unrecognised(tmp_path):
+    """A store, image or collection that arrives xz/gzip-compressed or as a 7z is said for what it is,
+    with what to do; the good store beside it is read; unrelated compressed files stay quiet."""
+    import gzip
+    import lzma
+
+    demo = ROOT / "samples" / "demo" / "qmgr.db"
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "disk.qcow2.xz").write_bytes(lzma.compress(b"QFI\xfb" + bytes(508)))
+    report = run_batch([loose / "disk.qcow2.xz", demo], jobs=1, progress=False)
+    assert len(report.failures) == 1
+    assert "xz-compressed file" in report.failures[0] and "xz -dc" in report.failures[0]
+    assert "\n" not in report.failures[0] and str(loose / "disk.qcow2.xz") in report.failures[0]
+    assert sum(len(r.jobs) for r in report.results) > 3                        # the demo store still read
+
+    tree = tmp_path / "tree" / "HOST1" / "C" / "ProgramData" / "Microsoft" / "Network" / "Downloader"
+    tree.mkdir(parents=True)
+    shutil.copyfile(demo, tree / "qmgr.db")
+    (tree.parent / "qmgr.db.gz").write_bytes(gzip.compress(demo.read_bytes()[:4096]))
+    (tree.parent / "collection.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + bytes(32))
+    (tree.parent / "app.log.gz").write_bytes(gzip.compress(b"text"))
+    report = run_batch([tmp_path / "tree"], jobs=1, progress=False)
+    warned = [w for item in report.items for w in item.warnings if "does not open" in w]
+    assert sorted(Path(w.split(": ")[0]).name for w in warned) == ["collection.7z", "qmgr.db.gz"]
+    assert report.failures == [] and sum(len(r.jobs) for r in report.results) > 3

@@ -33,6 +33,32 @@ _UNUSUAL = re.compile(r"(^|[/\\])\.\.([/\\]|$)|^[/\\]|^[A-Za-z]:|\x00")
 NAMED = 10
 
 
+#: Containers bitsdb does not open, by their leading bytes: named in the error so the responder
+#: knows what to do (decompress or unpack first) instead of reading "unrecognised content".
+_OTHER_CONTAINERS = (
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "xz -dc FILE > COPY"),
+    (b"\x1f\x8b", "a gzip-compressed file", "gzip -dc FILE > COPY"),
+    (b"BZh", "a bzip2-compressed file", "bzip2 -dc FILE > COPY"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "zstd -dc FILE > COPY"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "7z x -oFOLDER FILE"),
+    (b"Rar!\x1a\x07", "a RAR archive", "unrar x FILE FOLDER/"),
+)
+
+
+def other_container(path: str | Path) -> str | None:
+    """'an xz-compressed file: decompress it first (xz -dk) …' for containers bitsdb does not open, else None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    for magic, what, command in _OTHER_CONTAINERS:
+        if head.startswith(magic):
+            return (f"{what}, which bitsdb does not open: decompress or unpack it into a working folder first "
+                    f"({command}) and give the copy (bitsdb reads BITS files, zip archives and disk images)")
+    return None
+
+
 def is_zip(path: str | Path) -> bool:
     try:
         with open(path, "rb") as handle:

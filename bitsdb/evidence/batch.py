@@ -70,6 +70,11 @@ def classify(path: str | Path) -> str:
         return "image"
     if role_of(path.name) == "store":
         return "file"              # named like a store, its header damaged: read (and carved) as one
+    from .archives import other_container
+
+    container = other_container(path)
+    if container:
+        raise SourceError(container)
     raise SourceError("not a BITS database, state file, job/file record, zip archive or disk image "
                       "(unrecognised content)")
 

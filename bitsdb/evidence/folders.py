@@ -17,6 +17,10 @@ from .locate import decoded, find_in_listing
 from .records import Artefact, ArtefactGroup
 
 ARCHIVE_SUFFIXES = (".zip",)
+#: Containers the walk does not open. Archives may hold whole collections (always said); a compressed
+#: single file is said when its inner name is evidence (`qmgr.db.gz`, `disk.E01.xz`, `c.tar.gz`).
+_UNOPENED_ARCHIVE = re.compile(r"\.(7z|rar)$", re.I)
+_COMPRESSED = re.compile(r"\.(xz|gz|tgz|bz2|zst)$", re.I)
 #: Skipped entries named one by one per evidence folder; beyond this, a count.
 SKIPPED_NAMED = 50
 
@@ -81,6 +85,19 @@ def _bits_by_content(path: Path) -> bool:
         return False
 
 
+def _unopened_container(name: str) -> bool:
+    if _UNOPENED_ARCHIVE.search(name):
+        return True
+    match = _COMPRESSED.search(name)
+    if not match:
+        return False
+    inner = name[:match.start()]
+    from ..sources.detect import role_of
+
+    return (match.group(1).lower() == "tgz" or inner.lower().endswith(".tar") or _is_nested_evidence(inner)
+            or role_of(inner) is not None or inner.upper() in ("SYSTEM", "SOFTWARE"))
+
+
 def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list[str]]:
     """BITS groups under `root`, zips and disk images met on the way (separate evidence items), and
     warnings naming the entries left out. `root` itself was named by the user: followed if a link."""
@@ -97,6 +114,10 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list
             by_content.add(listing[-1])
         elif _is_nested_evidence(name):
             nested.append(root.joinpath(*rel, name))
+        elif _unopened_container(name):
+            skipped.append(f"{root.joinpath(*rel, name)}: compressed file or archive that bitsdb does not open "
+                           "(7z, rar, xz, gzip, bzip2, zstd): not read; decompress or unpack it into a working "
+                           "folder and give the copy")
     groups = []
     for found in find_in_listing(listing, by_content):
         place = found.place
@@ -121,6 +142,6 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list
             groups.append(group)
     nested = [p for p in nested if looks_like_image(p) or p.name.lower().endswith(ARCHIVE_SUFFIXES)]
     if len(skipped) > SKIPPED_NAMED:
-        skipped = skipped[:SKIPPED_NAMED] + [f"{root}: {len(skipped) - SKIPPED_NAMED} more links or special "
-                                             f"files skipped"]
+        skipped = skipped[:SKIPPED_NAMED] + [f"{root}: {len(skipped) - SKIPPED_NAMED} more entries skipped "
+                                             f"(links, special files, unopened containers)"]
     return groups, nested, skipped
