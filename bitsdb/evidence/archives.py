@@ -46,7 +46,7 @@ _OTHER_CONTAINERS = (
 
 
 def other_container(path: str | Path) -> str | None:
-    """'an xz-compressed file: decompress it first (xz -dk) …' for containers bitsdb does not open, else None."""
+    """What a container bitsdb does not open is, and how to decompress it (one line); None for others."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
