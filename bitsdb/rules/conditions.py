@@ -257,15 +257,11 @@ class Leaf(Condition):
             if isinstance(needle, bool):
                 continue
             n = str(needle)
-            if op in ("equals", "in") and text == n:
-                return True
             if op == "contains" and n in text:
                 return True
             if op == "startswith" and text.startswith(n):
                 return True
             if op == "endswith" and text.endswith(n):
-                return True
-            if op == "domain" and (text == n or text.endswith("." + n)):
                 return True
         return False
 
