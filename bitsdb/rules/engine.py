@@ -33,8 +33,8 @@ from .fields import SUBJECT_FIELDS, View, job_view
 from .paths import host_is_ip as paths_is_ip
 from .paths import lookalike_of
 from .trust import Trust, trusted_view_of
-from .verdict import (SEVERITIES, SEVERITY_RANK, Combination, Verdict, combine, compile_combination, confidence,
-                      lower)
+from .verdict import (SEVERITY_RANK, Combination, Verdict, checked_severity, combine, compile_combination,
+                      confidence, lower)
 
 ALLOWLIST_LOWERING = 2          # levels an allow-listed job's lowerable hits drop
 RULE_KEYS = ("id", "title", "severity", "attack", "facet", "subject", "description", "when", "explain", "escalate",
@@ -562,7 +562,7 @@ def _compile_rule(node: Any, path: Path, lists: dict[str, list[Any]], facets: di
                 raise ConditionError(f"missing {key!r}", line)
         if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
             raise ConditionError(f"bad rule id {rule_id!r}", line)
-        severity = _severity(node["severity"], line)
+        severity = checked_severity(node["severity"], line)
         attack = _attack(node["attack"], line)
         if "T1197" not in attack:
             raise ConditionError("every BITS rule maps to T1197 (add it to 'attack')", line)
@@ -589,7 +589,7 @@ def _compile_rule(node: Any, path: Path, lists: dict[str, list[Any]], facets: di
                     or any(k not in step for k in ESCALATE_REQUIRED):
                 raise ConditionError(f"an escalate step has {', '.join(ESCALATE_REQUIRED)} (and optional attack)",
                                      step_line)
-            escalate.append(Escalation(_severity(step["severity"], step_line),
+            escalate.append(Escalation(checked_severity(step["severity"], step_line),
                                        compile_condition(step["when"], lists, line=step_line, fields=fields),
                                        str(step["reason"]), _attack(step.get("attack", []), step_line)))
     except ConditionError as exc:
@@ -606,12 +606,6 @@ def _attack(value: Any, line: int | None) -> list[str]:
     if bad:
         raise ConditionError(f"bad ATT&CK technique id {bad[0]!r} (expected T1234 or T1234.001)", line)
     return list(attack)
-
-
-def _severity(value: Any, line: int | None) -> str:
-    if value not in SEVERITY_RANK:
-        raise ConditionError(f"severity must be one of {', '.join(SEVERITIES)}, not {value!r}", line)
-    return value
 
 
 def _section(document: dict[str, Any], key: str, path: Path, kind: type) -> Any:

@@ -126,7 +126,8 @@ class Combination:
         return self.reason.replace("{facets}", ", ".join(facets)).replace("{count}", str(len(facets)))
 
 
-def _severity(value: Any, line: int | None) -> str:
+def checked_severity(value: Any, line: int | None) -> str:
+    """`value` if it names a severity; else ConditionError at `line`."""
     if value not in SEVERITY_RANK:
         raise ConditionError(f"severity must be one of {', '.join(SEVERITIES)}, not {value!r}", line)
     return value
@@ -147,12 +148,12 @@ def compile_combine_condition(node: Any, facets: Iterable[str], line: int | None
         bad = [f for f in among if f not in facets]
         if bad:
             raise ConditionError(f"unknown facet {bad[0]!r} (facets: {', '.join(facets)})", line)
-        return FacetCount(count, _severity(node.get("at_least", "medium"), line), list(among))
+        return FacetCount(count, checked_severity(node.get("at_least", "medium"), line), list(among))
     if "hit" in node:
         unknown = set(node) - {"hit", "at_least"}
         if unknown:
             raise ConditionError(f"unknown key {sorted(unknown)[0]!r} beside 'hit' (at_least)", line)
-        return HitOf(str(node["hit"]), _severity(node.get("at_least", "info"), line))
+        return HitOf(str(node["hit"]), checked_severity(node.get("at_least", "info"), line))
     if len(node) != 1 or next(iter(node)) not in ("all", "any", "not"):
         raise ConditionError(f"a combination condition is one of {', '.join(COMBINE_OPS)}", line)
     op, body = next(iter(node.items()))
@@ -169,8 +170,9 @@ def compile_combination(node: Any, facets: Iterable[str], source: str, rule_ids:
     for rule_id in _hit_ids(when):
         if rule_id not in rule_ids:
             raise ConditionError(f"hit names unknown rule {rule_id!r}", line)
-    return Combination(id=str(node["id"]), severity=_severity(node["severity"], line), reason=str(node["reason"]),
-                       when=when, description=str(node.get("description", "")).strip(), source=source, line=line)
+    return Combination(id=str(node["id"]), severity=checked_severity(node["severity"], line),
+                       reason=str(node["reason"]), when=when, description=str(node.get("description", "")).strip(),
+                       source=source, line=line)
 
 
 def _hit_ids(condition: CombineCondition) -> Iterable[str]:
