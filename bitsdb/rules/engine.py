@@ -325,8 +325,7 @@ class RuleSet:
         view.set("allowlist_entry", subject.allow.entry.name if subject.allow else None)
         copied = name_copied = off_vendor = None
         off_destination = False
-        shared = {str(name).lower() for name in self.lists.get("service_host_processes", [])}
-        if subject.allow is None and view.get("creator_name") not in shared:
+        if subject.allow is None and view.get("creator_name") not in self._list("service_host_processes"):
             installed = [c for c in subject.checks if _installed_updater(c)]
             if installed:
                 # another host, or a site server nobody listed, and then a file outside the vendor's folders
