@@ -13,12 +13,7 @@ from typing import Any
 from ..bitscmd import image_name
 from ..model import LogCoverage, LogEvent, ProcessEvent, ServiceConfig
 from . import paths
-from .fields import SUBJECT_FIELDS, FieldSpec, View
-
-#: bitsadmin switches of ATT&CK T1197 "Analytic 1" (job set-up for persistence) and "Analytic 2" (transfer).
-PERSISTENCE_OPERATIONS = ("create", "addfile", "setnotifyflags", "setnotifycmdline", "setminretrydelay",
-                          "setcustomheaders", "resume")
-TRANSFER_OPERATIONS = ("transfer",)
+from .fields import FILETIME_PER_DAY, SUBJECT_FIELDS, FieldSpec, View
 
 PROCESS_FIELDS = [
     FieldSpec("source", "str", "sysmon | security | powershell"),
@@ -92,7 +87,6 @@ SUBJECT_FIELDS["log_coverage"] = {spec.path: spec for spec in COVERAGE_FIELDS}
 
 _DEFAULT_IMAGE = re.compile(r"^c:\\windows\\system32\\svchost\.exe -k netsvcs( -p)?$")
 _DEFAULT_DLL = "c:\\windows\\system32\\qmgr.dll"
-_DAY = 864_000_000_000
 
 
 def _command(text: str | None) -> str | None:
@@ -192,7 +186,7 @@ def coverage_view(entry: LogCoverage) -> View:
     view.set("database_jobs", entry.database_jobs)
     after = None
     if entry.database_last_activity and entry.bits_client_last:
-        after = round((entry.database_last_activity - entry.bits_client_last) / _DAY, 3)
+        after = round((entry.database_last_activity - entry.bits_client_last) / FILETIME_PER_DAY, 3)
     view.set("database_after_log_days", after)
     return view
 
