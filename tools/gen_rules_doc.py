@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bitsdb.rules.allowlist import USER_CONTENT_LISTS  # noqa: E402
+from bitsdb.rules.allowlist import SITE, USER_CONTENT_LISTS  # noqa: E402
 from bitsdb.rules.conditions import COMPOSITES, OPS  # noqa: E402
 from bitsdb.rules.engine import ALLOWLIST_LOWERING, BUILTIN_DIR, load_rules  # noqa: E402
 from bitsdb.rules.fields import FILE_FIELDS, JOB_FIELDS  # noqa: E402
@@ -53,7 +53,8 @@ provenance, the as-of time). How a verdict is made:
    fields that decide a verdict (strings, owner, file list, trailer, file records) were ignored
    as damaged; *medium* when other damaged fields were ignored, when the job's file records were
    not found (URLs and destinations unknown), for legacy records (no creator image), and when an
-   allow-list entry matched without the file records.
+   allow-list entry matched without the file records or took a host for one of the site's own
+   servers (`<<site>>`).
 
 Facets:
 
@@ -112,9 +113,8 @@ The table (regular expressions over the normalised path; `USER` stands for
 
 <<locations>>
 
-Hosts: `intranet` (allow-list) and `files.remote_host_intranet` mean a private address
-(<<networks>>), a loopback or link-local address, a single-label name, or a name ending in
-<<suffixes>>.
+Hosts: `files.remote_host_intranet` means a private address (<<networks>>), a loopback or
+link-local address, a single-label name, or a name ending in <<suffixes>>.
 """
 
 ALLOWLIST = """\
@@ -135,7 +135,11 @@ An entry lowers hits only when the facts an attacker controls cannot satisfy it 
 * **hosts**: exact names, or `*.domain` for the vendor's own update subdomains. A host or
   wildcard covering anyone's content (the lists <<user_content>>) is refused when the file
   loads, and so is `*.` over a broad parent domain (`$broad_domains`: microsoft.com, live.com,
-  googleapis.com …); `intranet` is accepted only when every creator and destination is admin-only.
+  googleapis.com …). `<<site>>` stands for the site's own servers (WSUS, ConfigMgr distribution
+  points): accepted only when every creator and destination is admin-only, it matches an intranet
+  host or any other domain name that serves no one else's content and imitates no vendor host,
+  never a public IP address, and the verdict's confidence drops to medium (list the servers
+  with `--allowlist` to have them verified).
 * **destinations**: globs over the normalised local path (`..` resolved), the vendor's folders.
 * **owner**: `system`, `local_service`, `network_service`, `user` or SID globs.
 * **job_name** (optional) never counts on its own. **legacy_job_name** lets records without a
@@ -258,7 +262,7 @@ def render() -> str:
             "<<ops>>": _code(OPS), "<<composites>>": _code(COMPOSITES),
             "<<user_content>>": ", ".join(f"`${n}`" for n in USER_CONTENT_LISTS),
             "<<networks>>": ", ".join(str(n) for n in INTRANET_NETWORKS),
-            "<<suffixes>>": _code(INTRANET_SUFFIXES)}
+            "<<suffixes>>": _code(INTRANET_SUFFIXES), "<<site>>": SITE}
     facets = _table([[f"`{name}`", text] for name, text in ruleset.facets.items()], ["Facet", "What it covers"])
     combinations = _table([[f"`{c.id}`", c.severity, f"`{c.when.describe()}`", c.description or c.reason]
                            for c in ruleset.combinations], ["Rule", "Verdict", "When", "Why"])
