@@ -136,10 +136,12 @@ class AllowEntry:
     def _name_in(name: str | None, patterns: list[str]) -> bool:
         return _folded_globs(tuple(patterns)).match((name or "").casefold()) is not None
 
+    @cached_property
     def specific_names(self) -> list[str]:
         """Name patterns specific enough that copying them is telling (6+ literal characters)."""
         return [p for p in self.job_name + self.legacy_job_name if len(re.sub(r"[*?\[\]]", "", p)) >= 6]
 
+    @cached_property
     def creator_names(self) -> set[str]:
         """File names of the creator patterns that contain no wildcard."""
         names = {paths.basename(p) for p in self.creator}

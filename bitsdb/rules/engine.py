@@ -242,7 +242,7 @@ def _vendor_placed(check: Check) -> bool:
 def _copies_creator(check: Check, view: View) -> bool:
     """The creator has an entry's creator file name but not its location, or is a per-user
     updater (a user-writable file anyone can plant) fetching from hosts that are not its vendor's."""
-    if view.get("creator_name") not in check.entry.creator_names():
+    if view.get("creator_name") not in check.entry.creator_names:
         return False
     facts = check.facts
     return facts.get("creator") == MISMATCH or (check.entry.scope == "user" and facts.get("hosts") == MISMATCH)
@@ -252,7 +252,7 @@ def _copies_name(check: Check, view: View) -> bool:
     """The job has an entry's specific name while its creator or owner differ, or it fetches from
     other hosts into other folders (unknown facts alone prove nothing)."""
     name = view.get("display_name")
-    if not name or not AllowEntry._name_in(name, check.entry.specific_names()):
+    if not name or not AllowEntry._name_in(name, check.entry.specific_names):
         return False
     facts = check.facts
     return MISMATCH in (facts.get("creator"), facts.get("owner")) \
