@@ -67,6 +67,21 @@ def test_rules_list_and_check(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_rules_check_of_a_builtin_file_counts_its_own_items():
+    """A built-in file is read once (as a built-in, however the path is spelled); checking it still
+    reports what it holds."""
+    from bitsdb.rules.engine import BUILTIN_DIR, builtin_rules
+
+    entries, combinations = len(builtin_rules().allowlist), len(builtin_rules().combinations)
+    assert entries and combinations
+    result = CliRunner().invoke(rules_group, ["check", str(BUILTIN_DIR / ".." / "rules" / "allowlist.yaml"),
+                                              str(BUILTIN_DIR / "verdict.yaml")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith(f"ok (0 rules, {entries} allow-list entries, 0 combination rules)")
+    assert lines[1].endswith(f"ok (0 rules, 0 allow-list entries, {combinations} combination rules)")
+
+
 def test_scan_gives_one_verdict_per_job_in_every_format(store):
     runner = CliRunner()
     table = runner.invoke(scan_command, [str(store)])

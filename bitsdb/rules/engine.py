@@ -719,9 +719,11 @@ def load_rules(paths: Iterable[str | Path] = (), *, builtin: bool = True,
 def check_rule_file(path: str | Path) -> RuleSet:
     """Load a user file or folder together with the built-ins (it may use their lists); its own part."""
     full = load_rules([path])
-    own = {str(p) for p in _rule_files(Path(path))} | {
-        str(b) for b in (BUILTIN_DIR / n for n in BUILTIN_FILES) if any(b.resolve() == p.resolve()
-                                                                         for p in _rule_files(Path(path)))}
+    files = _rule_files(Path(path))
+    resolved = {p.resolve() for p in files}
+    # a built-in file named here keeps its built-in path as its source (load_rules reads it once)
+    own = {str(p) for p in files} | {str(BUILTIN_DIR / n) for n in BUILTIN_FILES
+                                     if (BUILTIN_DIR / n).resolve() in resolved}
     return RuleSet(rules=[r for r in full.rules if r.source in own], lists=full.lists,
                    allowlist=[e for e in full.allowlist if e.file in own],
                    notify_commands=[n for n in full.notify_commands if n.file in own], facets=full.facets,
