@@ -7,6 +7,8 @@ public API above it, which both call it.
 from __future__ import annotations
 
 import gc
+import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Iterable, Iterator
 
 from .formats.markers import InputKind
 from .sources.detect import detect_file, role_of, special_kind
-from .sources.result import DamagedTable, SourceError, SourceResult, capped, sha256_of
+from .sources.result import DamagedTable, SourceError, SourceResult, capped, sha256_of, unreadable
 from .text import repaired_path
 
 
@@ -42,8 +44,7 @@ def read(path: str | Path, kind: InputKind | None = None) -> SourceResult:
     finally:
         hasher.join()
     if "error" in digest:
-        exc = digest["error"]
-        raise SourceError(f"cannot read ({getattr(exc, 'strerror', None) or exc})")
+        raise unreadable(digest["error"])
     stamp_sha256(result, digest["sha256"])
     return result
 
@@ -122,21 +123,18 @@ def stamp_sha256(result: SourceResult, sha256: str) -> None:
 
 def detect_kind(path: Path) -> InputKind:
     """What the file is; SourceError (one line) when it cannot be looked at."""
-    if not path.exists():
-        raise SourceError("no such file or directory")
-    if path.is_dir():
-        raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
     try:
-        st = path.stat()
-        if special_kind(st):
-            raise SourceError(f"not a regular file ({special_kind(st)}): not read")
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise SourceError("is a directory (bitsdb.parse takes folders, collections and images)")
+        special = special_kind(st)
+        if special:
+            raise SourceError(f"not a regular file ({special}): not read")
         if st.st_size == 0:
             raise SourceError("empty file")
         return detect_file(path)
-    except PermissionError:
-        raise SourceError("permission denied") from None
     except OSError as exc:
-        raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+        raise unreadable(exc) from None
 
 
 def _read_kind(path: Path, kind: InputKind) -> SourceResult:

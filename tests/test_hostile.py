@@ -508,6 +508,21 @@ def test_one_bad_input_is_one_line_several_get_a_summary(tmp_path, private_tmp):
     assert status == 0 and "1 evidence item(s)" in err
 
 
+def test_the_api_raises_only_source_errors_for_paths_it_cannot_look_at(tmp_path):
+    import bitsdb
+    from bitsdb.sources.result import SourceError
+
+    loop = tmp_path / "loop.db"
+    loop.symlink_to(loop)
+    for path, reason in ((tmp_path / ("x" * 5000), "cannot read (File name too long)"),
+                         (loop, "cannot read (Too many levels of symbolic links)"),
+                         (tmp_path / "missing.db", "no such file or directory"),
+                         (tmp_path, "is a directory")):
+        with pytest.raises(SourceError) as raised:          # never a bare OSError
+            bitsdb.read(path)
+        assert str(raised.value).startswith(reason)
+
+
 # ----------------------------------------------------------------------------- 6. signals
 
 def _wait_for(condition, process: subprocess.Popen, timeout: float = 60) -> None:

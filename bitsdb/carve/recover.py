@@ -235,7 +235,7 @@ def salvage_damaged_tables(path: str | Path, result: SourceResult) -> None:
                                             recovered=True, recovered_from=DAMAGED_TABLE, table=damage.table)
                     found.append(Located(carved=carved, provenance=provenance))
         except OSError as exc:
-            raise SourceError(f"cannot read ({exc.strerror or exc})") from None
+            raise unreadable(exc) from None
         if scanner.stats.stopped:
             stopped.append(scanner.stats.stopped)
         located.extend(found)

@@ -126,16 +126,14 @@ def plan(paths: Iterable[str | Path]) -> list[Unit]:
 
 def _special_companions(path: Path) -> list[str]:
     """ESE logs beside a named database that are links or special files: never read (--recover), said."""
-    from ..sources.detect import role_of
-
     try:
         with os.scandir(path.parent) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
-        return [f"{entry.path}: {special_kind(entry.stat(follow_symlinks=False))} not followed or opened "
-                f"(evidence links and special files are skipped)" for entry in entries
-                if role_of(entry.name) == "companion" and special_kind(entry.stat(follow_symlinks=False))]
+            companions = sorted((e for e in listing if role_of(e.name) == "companion"), key=lambda e: e.name)
+        kinds = [(entry.path, special_kind(entry.stat(follow_symlinks=False))) for entry in companions]
     except OSError:
         return []
+    return [f"{where}: {special} not followed or opened (evidence links and special files are skipped)"
+            for where, special in kinds if special]
 
 
 def _file_group(path: str) -> ArtefactGroup:

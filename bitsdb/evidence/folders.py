@@ -1,4 +1,5 @@
-"""Collection folders (KAPE, Velociraptor, plain copies): one walk, names only, nothing opened.
+"""Collection folders (KAPE, Velociraptor, plain copies): one walk by name; only files whose names
+may hide an exported or renamed BITS store have their first bytes read (_SNIFFED).
 
 The walk never follows a link (symbolic link, junction, reparse point) found inside the tree
 and never lists a FIFO, socket or device: links may lead out of the evidence and special
@@ -11,8 +12,9 @@ import os
 import re
 from pathlib import Path
 
-from ..sources.detect import special_kind
-from .images import is_split_segment, looks_like_image
+from ..formats.markers import InputKind
+from ..sources.detect import detect_file, role_of, special_kind
+from .images import IMAGE_SUFFIXES, is_split_segment
 from .locate import decoded, find_in_listing
 from .records import Artefact, ArtefactGroup
 
@@ -29,8 +31,6 @@ def _is_nested_evidence(name: str) -> bool:
     lower = name.lower()
     if lower.endswith(ARCHIVE_SUFFIXES):
         return True
-    from .images import IMAGE_SUFFIXES
-
     return bool(IMAGE_SUFFIXES.search(lower)) and not is_split_segment(lower)
 
 
@@ -74,9 +74,6 @@ _SNIFFED = re.compile(r"(qmgr|bits)|\.(db|dat|raw|bin|blob|rec|job|dd|img|001)$|
 def _bits_by_content(path: Path) -> bool:
     """A plain file (links and special files never reach here) whose first bytes are a BITS store
     or record; only names that may hide one are opened, so big collections stay cheap."""
-    from ..formats.markers import InputKind
-    from ..sources.detect import detect_file, role_of
-
     if role_of(path.name) is not None or not _SNIFFED.search(path.name):
         return False
     try:
@@ -92,8 +89,6 @@ def _unopened_container(name: str) -> bool:
     if not match:
         return False
     inner = name[:match.start()]
-    from ..sources.detect import role_of
-
     return (match.group(1).lower() == "tgz" or inner.lower().endswith(".tar") or _is_nested_evidence(inner)
             or role_of(inner) is not None or inner.upper() in ("SYSTEM", "SOFTWARE"))
 
@@ -140,7 +135,6 @@ def walk_folder(root: str | Path) -> tuple[list[ArtefactGroup], list[Path], list
                 host_source=group.host_source, snapshot=group.snapshot, mtime=stat.st_mtime, local_path=str(local)))
         if group.artefacts:
             groups.append(group)
-    nested = [p for p in nested if looks_like_image(p) or p.name.lower().endswith(ARCHIVE_SUFFIXES)]
     if len(skipped) > SKIPPED_NAMED:
         skipped = skipped[:SKIPPED_NAMED] + [f"{root}: {len(skipped) - SKIPPED_NAMED} more entries skipped "
                                              f"(links, special files, unopened containers)"]

@@ -29,11 +29,18 @@ from .records import Artefact, ArtefactGroup
 
 INSTALL_HINT = "disk images need the optional extra: pip install 'bitsdb[images]' (dfvfs)"
 IMAGE_SUFFIXES = re.compile(r"\.(e01|ex01|s01|raw|dd|img|001|vmdk|vhd|vhdx|qcow2?)$", re.I)
+VMDK_DESCRIPTOR = b"# Disk DescriptorFile"
 SPLIT_TAIL = re.compile(r"(\.(e|ex|s)(0[2-9]|[1-9]\d)|\.(00[2-9]|0[1-9]\d|[1-9]\d\d)|-flat\.vmdk|-s\d{3}\.vmdk)$",
                         re.I)
-_MAGICS = (
-    (0, b"EVF\x09\x0d\x0a\xff\x00"), (0, b"EVF2\x0d\x0a\x81\x00"), (0, b"LVF\x09\x0d\x0a\xff\x00"),
-    (0, b"KDMV"), (0, b"# Disk DescriptorFile"), (0, b"vhdxfile"), (0, b"conectix"), (0, b"QFI\xfb"),
+#: First bytes (offset, magic, name) of image containers whose stored bytes are not the disk's bytes.
+CONTAINER_MAGICS = (
+    (0, b"EVF\x09\x0d\x0a\xff\x00", "EWF (E01)"), (0, b"EVF2\x0d\x0a\x81\x00", "EWF2 (Ex01)"),
+    (0, b"LVF\x09\x0d\x0a\xff\x00", "EWF logical (L01)"), (0, b"KDMV", "VMDK"),
+    (0, VMDK_DESCRIPTOR, "VMDK"), (0, b"vhdxfile", "VHDX"), (0, b"conectix", "VHD"),
+    (0, b"QFI\xfb", "qcow"),
+)
+#: Containers, then raw disks and volumes (NTFS or FAT boot sector, GPT header).
+_MAGICS = tuple((at, magic) for at, magic, _ in CONTAINER_MAGICS) + (
     (3, b"NTFS    "), (512, b"EFI PART"), (3, b"MSDOS5.0"), (82, b"FAT32   "),
 )
 
@@ -137,7 +144,7 @@ def companion_problem(path: Path) -> str | None:
             head = handle.read(1 << 16)
     except OSError as exc:
         return f"cannot read ({exc.strerror or exc})"
-    if head.startswith(b"# Disk DescriptorFile"):
+    if head.startswith(VMDK_DESCRIPTOR):
         for extent in _EXTENT.findall(head.decode("latin-1")):
             if re.search(r"[/\\:]", extent) or extent in (".", "..") or extent not in siblings:
                 return f"its descriptor names extent {extent!r}, not a file of its folder"

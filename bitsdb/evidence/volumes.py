@@ -20,18 +20,9 @@ from pathlib import Path
 
 from ..carve.ranges import RangeResult, merge_regions, scan_range
 from ..sources.result import SourceError
-from .images import INSTALL_HINT, _snapshot_order
+from .images import CONTAINER_MAGICS, INSTALL_HINT, WALK_LIMIT, _snapshot_order   # WALK_LIMIT: entries a file walk visits
 
-#: First bytes (offset, magic) of image containers whose stored bytes are not the disk's bytes.
-CONTAINER_MAGICS = (
-    (0, b"EVF\x09\x0d\x0a\xff\x00", "EWF (E01)"), (0, b"EVF2\x0d\x0a\x81\x00", "EWF2 (Ex01)"),
-    (0, b"LVF\x09\x0d\x0a\xff\x00", "EWF logical (L01)"), (0, b"KDMV", "VMDK"),
-    (0, b"# Disk DescriptorFile", "VMDK"), (0, b"vhdxfile", "VHDX"), (0, b"conectix", "VHD"),
-    (0, b"QFI\xfb", "qcow"),
-)
 VSS_BLOCK = 0x4000
-#: Entries visited at most when mapping allocated clusters to files (as in images.WALK_LIMIT).
-WALK_LIMIT = 500_000
 _STORAGE_TYPES_PREFERRED = ("GPT", "TSK_PARTITION", "APM")
 
 
