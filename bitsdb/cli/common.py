@@ -344,10 +344,13 @@ class Finishing:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is None:
-            if self.writer is not None:
-                self.writer.close()
-            self.output.finish()
-            return False
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+                self.output.finish()
+                return False
+            except OutputError as failed:    # a small output is written only now, when it is flushed
+                exc = failed
         if isinstance(exc, Interrupted):
             records = 0
             if self.writer is not None:
