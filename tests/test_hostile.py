@@ -481,6 +481,7 @@ def test_an_output_that_fills_is_one_line_also_when_it_fills_at_the_end(tmp_path
         assert status == 1, (command, err)
         assert len(error_lines(err)) == 1 and "internal error" not in err, (command, err)
         assert error_lines(err)[0].endswith(": cannot write (No space left on device)"), command
+        assert error_lines(err) == ["bitsdb: error: /dev/full: cannot write (No space left on device)"], command
 
 
 # ----------------------------------------------------------------------------- 5. messages

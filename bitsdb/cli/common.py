@@ -229,11 +229,12 @@ class Output:
     def __init__(self, target: str | None, inputs: Iterable[str]) -> None:
         self.target: Path | None = None
         self.temp: Path | None = None
+        self.name = "standard output"        # what messages call it
         if target is None or target == "-":
             sys.stdout.flush()
             self.file = sys.stdout.buffer
             return
-        path = Path(target)
+        path, self.name = Path(target), target
         problem = output_problem(path, inputs)
         if problem:
             usage_error(f"{target}: refusing to write the output here: {problem}")
@@ -286,7 +287,7 @@ class Output:
             except OSError:
                 pass
             return SystemExit(EXIT_PIPE_CLOSED)
-        return OutputError(f"{self.target or 'standard output'}: cannot write ({exc.strerror or exc})")
+        return OutputError(f"{self.name}: cannot write ({exc.strerror or exc})")
 
     def finish(self) -> None:
         """Everything is written: the temporary file becomes FILE."""
