@@ -231,6 +231,8 @@ class Output:
         self.temp: Path | None = None
         self.name = "standard output"        # what messages call it
         if target is None or target == "-":
+            if sys.stdout is None:               # started with standard output closed (`>&-`)
+                usage_error("standard output is closed: give -o FILE")
             sys.stdout.flush()
             self.file = sys.stdout.buffer
             return
