@@ -235,3 +235,15 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(win10):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 141
     assert b"error" not in err and b"Traceback" not in err
+
+
+def test_a_closed_standard_output_is_a_usage_error(win10):
+    """`bitsdb parse qmgr.db >&-`: one line, status 2, not an internal error."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "bitsdb", "parse", str(win10)], stderr=subprocess.PIPE,
+                          preexec_fn=lambda: os.close(1), timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == ["bitsdb: error: standard output is closed: give -o FILE"]

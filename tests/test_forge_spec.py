@@ -386,6 +386,19 @@ def test_cli_refuses_to_overwrite(tmp_path: Path) -> None:
     assert result.exit_code == 0 and len(api.read(evidence).jobs) == 2
 
 
+def test_cli_folder_it_cannot_write_in_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    spec_path = _write_spec(tmp_path, small_spec())
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)       # a read-only folder, even for root
+    result = CliRunner().invoke(forge_command, [str(spec_path), "-o", str(tmp_path / "q.db")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"bitsdb: error: {tmp_path / 'q.db'}: cannot write (Permission denied)"]
+
+
 def test_cli_unreadable_or_malformed_spec(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(forge_command, [str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "q.db")])

@@ -469,6 +469,21 @@ def test_output_appears_only_when_complete(tmp_path, private_tmp):
     assert os.path.exists(os.devnull) and not stat.S_ISREG(os.stat(os.devnull).st_mode)
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+def test_an_output_that_fills_is_one_line_also_when_it_fills_at_the_end(tmp_path, private_tmp):
+    """A small output is buffered and reaches the disk only when the writer closes: that failure is the
+    same one line and status 1 as one in the middle of the run, never an internal error."""
+    commands = [["parse"], ["parse", "-f", "csv"], ["timeline", "-f", "bodyfile"], ["scan"], ["carve", "-f", "csv"]]
+    if report_available():
+        commands.append(["report"])
+    for command in commands:
+        status, _, err = run(*command, "-o", "/dev/full", DEMO_DB)
+        assert status == 1, (command, err)
+        assert len(error_lines(err)) == 1 and "internal error" not in err, (command, err)
+        assert error_lines(err)[0].endswith(": cannot write (No space left on device)"), command
+        assert error_lines(err) == ["bitsdb: error: /dev/full: cannot write (No space left on device)"], command
+
+
 # ----------------------------------------------------------------------------- 5. messages
 
 def test_each_problem_is_one_line_and_a_name_cannot_forge_one(tmp_path, private_tmp):

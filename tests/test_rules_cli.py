@@ -206,3 +206,27 @@ def test_parse_with_findings_carries_the_verdict_scan_gives(tmp_path):
     rows = list(csv.DictReader(io.StringIO(runner.invoke(cli, ["parse", "-f", "csv", "--with-findings",
                                                                str(demo)]).output)))
     assert {row["Verdict"] for row in rows} >= {"info", "critical"}
+
+
+def test_every_command_counts_age_rules_to_the_same_time():
+    """A store's jobs count to that store's newest time, log-only jobs to the logs' newest time, unless
+    --as-of: parse --with-findings and scan agree."""
+    from bitsdb.cli import cli
+    from conftest import real_sample
+
+    demo = Path(__file__).resolve().parents[1] / "samples" / "demo"
+    logs = real_sample("evtx")
+    runner = CliRunner()
+    parsed = [json.loads(line) for line in runner.invoke(cli, ["parse", "--with-findings", str(demo), str(logs)])
+              .output.splitlines()]
+    scanned = [json.loads(line) for line in runner.invoke(cli, ["scan", "-f", "jsonl", str(demo), str(logs)])
+               .output.splitlines()]
+    jobs = [r["verdict"]["as_of"] for r in parsed if r["record_type"] == "job"]
+    log_jobs = [r["verdict"]["as_of"] for r in parsed if r["record_type"] == "log_job"]
+    assert jobs and log_jobs and len(set(jobs)) == len(set(log_jobs)) == 1 and jobs[0] != log_jobs[0]
+    scanned_jobs = [v for v in scanned if v["subject"]["kind"] == "job"]
+    assert {v["as_of"] for v in scanned_jobs if v["subject"]["provenance"]["source_kind"] != "evtx"} == set(jobs)
+    assert {v["as_of"] for v in scanned_jobs if v["subject"]["provenance"]["source_kind"] == "evtx"} == set(log_jobs)
+    fixed = [json.loads(line) for line in runner.invoke(cli, ["scan", "-f", "jsonl", "--as-of", "2030-01-01",
+                                                               str(demo), str(logs)]).output.splitlines()]
+    assert {v["as_of"] for v in fixed if v["subject"]["kind"] == "job"} == {"2030-01-01T00:00:00.0000000+00:00"}

@@ -229,11 +229,14 @@ class Output:
     def __init__(self, target: str | None, inputs: Iterable[str]) -> None:
         self.target: Path | None = None
         self.temp: Path | None = None
+        self.name = "standard output"        # what messages call it
         if target is None or target == "-":
+            if sys.stdout is None:               # started with standard output closed (`>&-`)
+                usage_error("standard output is closed: give -o FILE")
             sys.stdout.flush()
             self.file = sys.stdout.buffer
             return
-        path = Path(target)
+        path, self.name = Path(target), target
         problem = output_problem(path, inputs)
         if problem:
             usage_error(f"{target}: refusing to write the output here: {problem}")
@@ -286,7 +289,7 @@ class Output:
             except OSError:
                 pass
             return SystemExit(EXIT_PIPE_CLOSED)
-        return OutputError(f"{self.target or 'standard output'}: cannot write ({exc.strerror or exc})")
+        return OutputError(f"{self.name}: cannot write ({exc.strerror or exc})")
 
     def finish(self) -> None:
         """Everything is written: the temporary file becomes FILE."""
@@ -344,10 +347,13 @@ class Finishing:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is None:
-            if self.writer is not None:
-                self.writer.close()
-            self.output.finish()
-            return False
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+                self.output.finish()
+                return False
+            except OutputError as failed:    # a small output is written only now, when it is flushed
+                exc = failed
         if isinstance(exc, Interrupted):
             records = 0
             if self.writer is not None:
@@ -487,18 +493,31 @@ def read_picture(paths: tuple[str, ...], run: Run, **options):
 LOG_SECTION = "event logs and registry hives"
 
 
+def store_as_of(result, as_of: int | None = None) -> int | None:
+    """The time the age rules count a store's jobs to: --as-of, else the newest time that store records
+    (never this machine's clock). parse --with-findings, scan and report agree through this."""
+    if as_of is not None:
+        return as_of
+    from ..rules.engine import evidence_time
+
+    return evidence_time(result.jobs)
+
+
+def logs_as_of(picture, as_of: int | None = None) -> int | None:
+    """The same for log-only jobs and the records of event logs and hives: the logs' newest time."""
+    return as_of if as_of is not None else picture.latest_time()
+
+
 def write_inputs(paths: tuple[str, ...], writer, run: Run, **options) -> None:
     """Read every input into `writer`; problems are counted, never fatal."""
     results, picture = read_picture(paths, run, **options)
     for source, result in results:
-        if writer.rules is not None:                    # as scan counts: to the store's newest time
-            from ..rules.engine import evidence_time
-
-            writer.as_of = evidence_time(result.jobs)
+        if writer.rules is not None:
+            writer.as_of = store_as_of(result)
         writer.begin_source(source, result.kind, len(result.jobs), len(result.orphan_files))
         write_records(source, writer, run, result.jobs, result.orphan_files)
     if picture is not None:
-        writer.as_of = picture.latest_time()
+        writer.as_of = logs_as_of(picture)
         writer.begin_source(LOG_SECTION, "evtx", len(picture.log_jobs), 0)
         write_records(LOG_SECTION, writer, run, picture.log_jobs)
         for index, (record_type, record) in enumerate(picture_records(picture)):

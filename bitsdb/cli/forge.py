@@ -64,7 +64,10 @@ def _forge_beside(forge, spec, out: Path, spec_path: str, output: str):
 
     from ..forge.spec import SpecError
 
-    work = Path(tempfile.mkdtemp(prefix=".bitsdb-forge-", dir=out.parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".bitsdb-forge-", dir=out.parent))
+    except OSError as exc:
+        usage_error(f"{output}: cannot write ({exc.strerror or exc})")
     try:
         try:
             report = forge(spec, work / out.name)

@@ -20,10 +20,12 @@ from .common import (
     SCHEDULER,
     Finishing,
     Run,
+    logs_as_of,
     open_output,
     picture_records,
     read_picture,
     say,
+    store_as_of,
     usage_error,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
@@ -72,8 +74,6 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         check_dependencies()
     except MissingExtra as exc:
         usage_error(str(exc))
-    from ..rules.engine import evidence_time
-
     ruleset = load_ruleset_or_exit(rule_paths, allowlist_paths)
     run = Run(debug)
     out = open_output(output, paths)             # checked against the evidence, written beside and renamed
@@ -86,13 +86,13 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
                                         scheduler=scheduler, items=items)
         for _, result in results:
             builder.warnings.extend(f"{result.path}: {warning}" for warning in result.warnings)
-            when = as_of if as_of is not None else evidence_time(result.jobs)
+            when = store_as_of(result, as_of)
             for job in result.jobs:
                 builder.add_job(job, when)
             for jf in result.orphan_files:
                 builder.add_orphan(jf)
         if picture is not None:         # log-only jobs and records of no job: counted to the logs' newest time
-            when = as_of if as_of is not None else picture.latest_time()
+            when = logs_as_of(picture, as_of)
             for job in picture.log_jobs:
                 builder.add_job(job, when)
             record_verdict = record_verdict_source(ruleset)

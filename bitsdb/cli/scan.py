@@ -23,9 +23,11 @@ from .common import (
     Run,
     open_output,
     LOG_SECTION,
+    logs_as_of,
     picture_records,
     read_picture,
     say,
+    store_as_of,
 )
 from .rules import ALLOWLIST, AS_OF, load_ruleset_or_exit
 
@@ -104,15 +106,13 @@ def judge(ruleset, results, picture, as_of: int | None):
     problem, said by the caller)."""
     from functools import partial
 
-    from ..rules.engine import evidence_time
-
     for source, result in results:
-        when = as_of if as_of is not None else evidence_time(result.jobs)
+        when = store_as_of(result, as_of)
         for index, job in enumerate(result.jobs):
             yield (source, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
     if picture is None:
         return
-    when = as_of if as_of is not None else picture.latest_time()
+    when = logs_as_of(picture, as_of)
     for index, job in enumerate(picture.log_jobs):
         yield (LOG_SECTION, f"job {job.job_id or '?'} (record {index})"), partial(ruleset.assess, job, when)
     for index, (kind, record) in enumerate(picture_records(picture)):

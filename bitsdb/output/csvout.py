@@ -104,10 +104,10 @@ SOURCE_COLUMNS = ("RecordType", "SourceFile", "SourceKind", "Table", "RecordInde
                   "RecoveredFrom", "SourceSha256")
 
 def source_cells(p) -> list[str]:
-    """Cells for SOURCE_COLUMNS (the first, RecordType, is left to the caller)."""
+    """Cells for SOURCE_COLUMNS after RecordType (the caller's)."""
     if p is None:
-        return [""] * len(SOURCE_COLUMNS)
-    return ["", p.source_path, _text(p.source_kind), _text(p.table), _text(p.record_index), _text(p.offset),
+        return [""] * (len(SOURCE_COLUMNS) - 1)
+    return [p.source_path, _text(p.source_kind), _text(p.table), _text(p.record_index), _text(p.offset),
             str(p.recovered), _text(p.recovered_from), _text(p.source_sha256)]
 
 
@@ -147,7 +147,7 @@ class CsvWriter(RecordWriter):
         self._whole(self._csv.writerow, COLUMNS + (FINDING_COLUMNS if rules is not None else []))
 
     def _source(self, record_type, provenance):
-        return [record_type] + source_cells(provenance)[1:]
+        return [record_type] + source_cells(provenance)
 
     def _file_cells(self, index, jf: JobFile | None):
         if jf is None:

@@ -68,12 +68,12 @@ def ecs_document(event) -> dict:
                   "provider": "bits", "outcome": outcome},
         "tags": list(event.tags),
     }
-    jf = event.file if event.file is not None else (job.files[0] if len(job.files) == 1 else None)
+    jf = event.shown_file
     if jf is not None:
-        if _url_fields(jf.remote_name):
-            doc["url"] = _url_fields(jf.remote_name)
-        if _file_fields(jf):
-            doc["file"] = _file_fields(jf)
+        if url := _url_fields(jf.remote_name):
+            doc["url"] = url
+        if file := _file_fields(jf):
+            doc["file"] = file
     if job.owner_sid:
         doc["user"] = {"id": job.owner_sid}
         if job.owner_name:
@@ -122,8 +122,8 @@ def _log_fields(doc: dict, record) -> None:
         if record.user:
             doc["user"] = {"name": record.user}
     elif isinstance(record, LogEvent):
-        if record.url and _url_fields(record.url).get("scheme"):
-            doc["url"] = _url_fields(record.url)
+        if (url := _url_fields(record.url)).get("scheme"):
+            doc["url"] = url
         if record.process_path:
             doc["process"] = {"executable": record.process_path,
                               **({"pid": record.process_id} if record.process_id is not None else {})}

@@ -27,9 +27,9 @@ class TimelineCsvWriter(EventWriter):
 
     def write_event(self, event):
         job = event.job
-        jf = event.file if event.file is not None else (job.files[0] if len(job.files) == 1 else None)
+        jf = event.shown_file
         files = [fn(jf) if jf is not None else "" for name, fn in FILE_COLUMNS.items() if fn is not None]
         self._csv.writerow([filetime_to_ez(event.filetime), event.kind.timestamp_desc, event.message,
                             event.kind.data_type, ",".join(event.tags),
-                            *source_cells(job.provenance)[1:], *(fn(job) for fn in JOB_COLUMNS.values()), *files,
+                            *source_cells(job.provenance), *(fn(job) for fn in JOB_COLUMNS.values()), *files,
                             raw_strings_cell(job, jf)])

@@ -62,10 +62,10 @@ class TimesketchCsvWriter(EventWriter):
 
     def write_event(self, event):
         record = timesketch_record(event)
-        if event.file is None and len(event.job.files) == 1:
-            for key, value in flatten(event.job.files[0].to_dict(), "file").items():
+        jf = event.shown_file
+        if event.file is None and jf is not None:
+            for key, value in flatten(jf.to_dict(), "file").items():
                 record.setdefault(key, value)
         record["tag"] = ",".join(record["tag"]) or "-"
-        jf = event.file if event.file is not None else (event.job.files[0] if len(event.job.files) == 1 else None)
         record["raw_strings"] = raw_strings_cell(event.job, jf)
         self._csv.writerow(["" if record.get(c) is None else record.get(c) for c in CSV_COLUMNS])

@@ -54,6 +54,13 @@ class TimelineEvent:
     tags: list[str] = field(default_factory=list)
     record: Any = None              # the LogEvent / ProcessEvent / ServiceConfig an event-log event shows
 
+    @property
+    def shown_file(self) -> JobFile | None:
+        """The file a one-row format shows with the event: its own, else its job's only file."""
+        if self.file is not None:
+            return self.file
+        return self.job.files[0] if len(self.job.files) == 1 else None
+
 
 def _name(value) -> str:
     return getattr(value, "name", str(value)) if value is not None else "?"
