@@ -217,6 +217,32 @@ def test_fail_on_uses_the_verdict_and_failures_are_in_the_report(tmp_path):
     assert data["overview"]["cards"] > 0                                    # the good input is still there
 
 
+def test_fail_on_counts_records_of_no_job_as_scan_does(tmp_path):
+    """A host whose jobs are harmless but whose BITS service loads another DLL (a high verdict of no
+    job): report --fail-on high exits 3, as scan does on the same evidence."""
+    from bitsdb.forge.evidence import REG_DWORD, REG_EXPAND_SZ, REG_SZ, build_hive, numbered_jobs_spec, write_volume
+    from bitsdb.forge.spec import forge
+
+    (tmp_path / "store").mkdir()
+    store = forge(numbered_jobs_spec(1, first=1), tmp_path / "store" / "qmgr.db").database
+    bits = {"values": {"Start": (REG_DWORD, 2), "ObjectName": (REG_SZ, "LocalSystem"),
+                       "ImagePath": (REG_EXPAND_SZ, r"%SystemRoot%\System32\svchost.exe -k netsvcs -p")},
+            "keys": {"Parameters": {"values": {"ServiceDll": (REG_EXPAND_SZ, r"C:\Users\Public\evil.dll")}}}}
+    system = {"keys": {"Select": {"values": {"Current": (REG_DWORD, 1)}}, "ControlSet001": {"keys": {
+        "Control": {"keys": {"ComputerName": {"keys": {"ComputerName": {"values": {"ComputerName": (REG_SZ, "HOST1")}}}}}},
+        "Services": {"keys": {"BITS": bits}}}}}}
+    volume = tmp_path / "C"
+    write_volume(volume, store, hives={"SYSTEM": build_hive(system, "SYSTEM")})
+    scan = CliRunner().invoke(cli, ["scan", "--no-progress", "-f", "jsonl", "--fail-on", "high", str(volume)])
+    assert scan.exit_code == 3, scan.output
+    result, out = report(tmp_path, "--fail-on", "high", str(volume))
+    assert result.exit_code == 3, result.output
+    data = data_of(out.read_text(encoding="utf-8"))
+    assert max(job["severity"] for job in data["jobs"]) != "high"           # no job is high ...
+    (host,) = data["hosts"]
+    assert host["worst"] == "high" and [r["kind"] for r in host["records"] if r["severity"] == "high"] == ["service"]
+
+
 def test_output_is_required_and_never_an_input(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(DEMO)])
     assert result.exit_code == 2
