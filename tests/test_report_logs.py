@@ -107,3 +107,17 @@ def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
     for host in data["hosts"]:                 # a host's worst counts its records of no job too
         levels = [level for level, n in host["counts"].items() if n] + [r["severity"] for r in host["records"]]
         assert host["worst"] == max(levels, key=data["levels"].index)
+
+
+def test_orphan_files_are_counted_under_their_host():
+    from bitsdb.model import JobFile
+
+    builder = ReportBuilder(no_verdict)
+    builder.add_job(persistence_job_with_history())
+    builder.add_orphan(JobFile(file_id="aaaaaaaa-0000-4000-8000-000000000001",
+                               provenance=Provenance(source_path="C:/case/HOST1/qmgr.db", host="HOST1")))
+    builder.add_orphan(JobFile(file_id="aaaaaaaa-0000-4000-8000-000000000002"))
+    view = builder.build()
+    (host,) = view["hosts"]
+    assert host["name"] == "HOST1" and host["orphan_files"] == 1
+    assert view["overview"]["orphan_files"] == 2 and builder.orphans["(unknown host)"] == 1
