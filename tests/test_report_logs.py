@@ -4,7 +4,6 @@ host records of no job (bitsdb.history's join, docs/EVENTLOGS.md)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,15 @@ from click.testing import CliRunner
 from bitsdb.cli import cli
 from bitsdb.model import Job, JobHistory, JobState, LogEvent, ProcessEvent, Provenance
 from bitsdb.timeutil import iso_to_filetime
-from conftest import real_sample
+from conftest import real_sample, report_data
 
 pytest.importorskip("jinja2", reason="the report extra is not installed: pip install '.[report]'")
 pytest.importorskip("plotly", reason="the report extra is not installed: pip install '.[report]'")
 
-from bitsdb.report import ReportBuilder, read_data_block, render_report  # noqa: E402
+from bitsdb.report import ReportBuilder, render_report  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "samples" / "demo"
 HOSTILE_COMMAND = 'C:\\Users\\Public\\"><img src=x onerror=alert(7)>.exe /run'
-
-
-def data_of(page: str) -> dict:
-    return read_data_block(re.search(r'id="bitsdb-data">(.*?)</script>', page, re.S).group(1))
 
 
 def no_verdict(_job, _as_of=None) -> dict:
@@ -73,7 +68,7 @@ def test_notify_runs_and_log_events_are_on_the_card_and_its_row():
     assert card["end"] == notify[0]["time"]                    # the bar reaches the last known activity
     assert any(m["kind"].startswith("bits-log-bits-client-3") for m in card["marks"])
     page = render_report(view)
-    assert HOSTILE_COMMAND not in page and data_of(page)["jobs"][0]["history"] == card["history"]
+    assert HOSTILE_COMMAND not in page and report_data(page)["jobs"][0]["history"] == card["history"]
 
 
 def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
@@ -81,7 +76,7 @@ def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
     out = tmp_path / "logs.html"
     result = CliRunner().invoke(cli, ["report", "--no-progress", "-o", str(out), str(DEMO), str(logs)])
     assert result.exit_code == 0, result.output
-    data = data_of(out.read_text(encoding="utf-8"))
+    data = report_data(out.read_text(encoding="utf-8"))
     parsed = [json.loads(line) for line in CliRunner().invoke(cli, ["parse", str(logs)]).output.splitlines()]
     log_only = [r for r in parsed if r.get("record_type") == "log_job"]
     assert log_only
