@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Runs, bitsdb_command, run_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared/samples/real/evtx/persist_bitsadmin_Microsoft-Windows-Bits-Client-Operational.evtx"
@@ -78,23 +81,16 @@ def stream_peak(path: Path) -> float:
 def stream_rss(path: Path) -> float:
     """Max RSS (MiB) of a process that only streams the log's records (native memory included)."""
     code = f"from bitsdb.sources.events import iter_normalised\nfor _ in iter_normalised({str(path)!r}): pass"
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"streaming {path} failed with status {status}")
-    return usage.ru_maxrss / 1024
+    runs = Runs("stream")
+    run_child([sys.executable, "-c", code], runs)
+    return runs.rss[0]
 
 
 def whole_process(path: Path) -> tuple[float, float, float]:
     """Wall time, CPU time and max RSS (MiB) of `bitsdb parse LOG -o /dev/null` (read, join, write)."""
-    script = Path(sys.executable).with_name("bitsdb")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "bitsdb"]
-    start = time.perf_counter()
-    proc = subprocess.Popen([*command, "parse", str(path), "-o", os.devnull])
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"bitsdb parse {path} failed with status {status}")
-    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    runs = Runs("parse")
+    run_child([*bitsdb_command(), "parse", str(path), "-o", os.devnull], runs)
+    return runs.wall[0], runs.cpu[0], runs.rss[0]
 
 
 def main() -> None:

@@ -23,17 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from bitsdb.forge.carving import file_bytes, job_bytes  # noqa: E402
+from measure import Runs, run_child  # noqa: E402
 
 READER = """
 import sys, time
@@ -72,20 +71,18 @@ def build(work: Path, size_mib: int, count: int) -> tuple[Path, Path, Path, int]
 
 
 def carve(path: Path, jobs: int, pin: bool) -> dict:
+    """One carve process: wall and CPU seconds, peak RSS of its largest process (its own, not the
+    largest of any process run before it), records written."""
     out = path.with_suffix(".out.jsonl")
     args = [sys.executable, "-m", "bitsdb", "carve", "--no-hash", "--no-progress", "--all-records", "-j", str(jobs),
             "-o", str(out), str(path)]
     if pin:
         args = ["taskset", "-c", "0", *args]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(args, check=True, stderr=subprocess.DEVNULL, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    runs = Runs("carve")
+    run_child(args, runs, cwd=ROOT)
     records = sum(1 for _ in out.open())
     out.unlink()
-    return {"wall": wall, "cpu": cpu, "peak_mib": max(before.ru_maxrss, after.ru_maxrss) / 1024, "records": records}
+    return {"wall": runs.wall[0], "cpu": runs.cpu[0], "peak_mib": runs.rss[0], "records": records}
 
 
 def main() -> None:

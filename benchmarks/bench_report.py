@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import Runs, run_child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "samples" / "demo"
@@ -42,15 +45,9 @@ def build(work: Path, hosts: int) -> Path:
 def timed(args: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the command and its worker processes): CPU time hardly moves
     when other processes load the machine, wall time does."""
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bitsdb", *args], check=False, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    runs = Runs(args[0])
+    run_child([sys.executable, "-m", "bitsdb", *args], runs)
+    return runs.wall[0], runs.cpu[0]
 
 
 def main() -> None:

@@ -66,10 +66,11 @@ class Runs:
         return f"{min(values):.3f}-{max(values):.3f}"
 
 
-def run_child(command: list[str], runs: Runs) -> None:
-    """Run once; record wall time, CPU time and peak RSS of the child. Fails on a non-zero exit."""
+def run_child(command: list[str], runs: Runs, cwd: Path | None = None) -> None:
+    """Run once; record wall time, CPU time and peak RSS of the child (its own worker processes
+    included: wait4 counts the descendants it waited for). Fails on a non-zero exit."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env())
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(), cwd=cwd)
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     runs.wall.append(time.perf_counter() - started)

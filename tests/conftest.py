@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,15 @@ def real_sample(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real sample {path} not available (../shared/samples is absent in this checkout)")
     return path
+
+
+def report_data(page: str) -> dict:
+    """The view-model a `bitsdb report` page carries in its data block."""
+    from bitsdb.report import read_data_block
+
+    block = re.search(r'<script type="application/json" id="bitsdb-data">(.*?)</script>', page, re.S)
+    assert block, "no data block"
+    return read_data_block(block.group(1))
 
 
 @pytest.fixture

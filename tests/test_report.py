@@ -23,6 +23,7 @@ from bitsdb.forge.fleet import (
     fleet,
     forge_fleet_stores,
 )
+from conftest import report_data
 
 pytest.importorskip("jinja2", reason="the report extra is not installed: pip install '.[report]'")
 pytest.importorskip("plotly", reason="the report extra is not installed: pip install '.[report]'")
@@ -49,18 +50,12 @@ def without_library(page: str) -> str:
     return page.replace(f"<script>{library}</script>", "")
 
 
-def data_of(page: str) -> dict:
-    block = re.search(r'<script type="application/json" id="bitsdb-data">(.*?)</script>', page, re.S)
-    assert block, "no data block"
-    return read_data_block(block.group(1))
-
-
 @pytest.fixture(scope="module")
 def demo_page(tmp_path_factory) -> tuple[str, dict]:
     result, out = report(tmp_path_factory.mktemp("demo"), "--recover", str(DEMO))
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
-    return page, data_of(page)
+    return page, report_data(page)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,7 @@ def hostile_page(tmp_path_factory) -> tuple[str, dict]:
     result, out = report(base, str(root))
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
-    return page, data_of(page)
+    return page, report_data(page)
 
 
 def test_demo_report_has_every_job_with_its_verdict_and_history(demo_page):
@@ -162,7 +157,7 @@ def test_no_external_references(demo_page, hostile_page):
         own = (render_module.STATIC / "report.js").read_text(encoding="utf-8")
         assert not re.search(r"https?://|fetch\(|XMLHttpRequest|WebSocket|importScripts", own)
         # the only http(s) text in the data block comes from evidence (job URLs, commands, names), shown as text
-        data = data_of(full)
+        data = report_data(full)
         urls = re.compile(r"https?://[^\s'\"]+")
         evidence = set()
         for job in data["jobs"]:                # evidence, and rules text quoting it or citing sources
@@ -212,9 +207,35 @@ def test_fail_on_uses_the_verdict_and_failures_are_in_the_report(tmp_path):
     result, out = report(tmp_path, str(DEMO), str(bad))
     assert result.exit_code == 1
     assert "bitsdb: error:" in result.output and "Traceback" not in result.output
-    data = data_of(out.read_text(encoding="utf-8"))
+    data = report_data(out.read_text(encoding="utf-8"))
     assert len(data["overview"]["failures"]) == 1 and str(bad) in data["overview"]["failures"][0]
     assert data["overview"]["cards"] > 0                                    # the good input is still there
+
+
+def test_fail_on_counts_records_of_no_job_as_scan_does(tmp_path):
+    """A host whose jobs are harmless but whose BITS service loads another DLL (a high verdict of no
+    job): report --fail-on high exits 3, as scan does on the same evidence."""
+    from bitsdb.forge.evidence import REG_DWORD, REG_EXPAND_SZ, REG_SZ, build_hive, numbered_jobs_spec, write_volume
+    from bitsdb.forge.spec import forge
+
+    (tmp_path / "store").mkdir()
+    store = forge(numbered_jobs_spec(1, first=1), tmp_path / "store" / "qmgr.db").database
+    bits = {"values": {"Start": (REG_DWORD, 2), "ObjectName": (REG_SZ, "LocalSystem"),
+                       "ImagePath": (REG_EXPAND_SZ, r"%SystemRoot%\System32\svchost.exe -k netsvcs -p")},
+            "keys": {"Parameters": {"values": {"ServiceDll": (REG_EXPAND_SZ, r"C:\Users\Public\evil.dll")}}}}
+    system = {"keys": {"Select": {"values": {"Current": (REG_DWORD, 1)}}, "ControlSet001": {"keys": {
+        "Control": {"keys": {"ComputerName": {"keys": {"ComputerName": {"values": {"ComputerName": (REG_SZ, "HOST1")}}}}}},
+        "Services": {"keys": {"BITS": bits}}}}}}
+    volume = tmp_path / "C"
+    write_volume(volume, store, hives={"SYSTEM": build_hive(system, "SYSTEM")})
+    scan = CliRunner().invoke(cli, ["scan", "--no-progress", "-f", "jsonl", "--fail-on", "high", str(volume)])
+    assert scan.exit_code == 3, scan.output
+    result, out = report(tmp_path, "--fail-on", "high", str(volume))
+    assert result.exit_code == 3, result.output
+    data = report_data(out.read_text(encoding="utf-8"))
+    assert max(job["severity"] for job in data["jobs"]) != "high"           # no job is high ...
+    (host,) = data["hosts"]
+    assert host["worst"] == "high" and [r["kind"] for r in host["records"] if r["severity"] == "high"] == ["service"]
 
 
 def test_output_is_required_and_never_an_input(tmp_path):

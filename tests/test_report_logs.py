@@ -4,7 +4,6 @@ host records of no job (bitsdb.history's join, docs/EVENTLOGS.md)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,15 @@ from click.testing import CliRunner
 from bitsdb.cli import cli
 from bitsdb.model import Job, JobHistory, JobState, LogEvent, ProcessEvent, Provenance
 from bitsdb.timeutil import iso_to_filetime
-from conftest import real_sample
+from conftest import real_sample, report_data
 
 pytest.importorskip("jinja2", reason="the report extra is not installed: pip install '.[report]'")
 pytest.importorskip("plotly", reason="the report extra is not installed: pip install '.[report]'")
 
-from bitsdb.report import ReportBuilder, read_data_block, render_report  # noqa: E402
+from bitsdb.report import ReportBuilder, render_report  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "samples" / "demo"
 HOSTILE_COMMAND = 'C:\\Users\\Public\\"><img src=x onerror=alert(7)>.exe /run'
-
-
-def data_of(page: str) -> dict:
-    return read_data_block(re.search(r'id="bitsdb-data">(.*?)</script>', page, re.S).group(1))
 
 
 def no_verdict(_job, _as_of=None) -> dict:
@@ -73,7 +68,7 @@ def test_notify_runs_and_log_events_are_on_the_card_and_its_row():
     assert card["end"] == notify[0]["time"]                    # the bar reaches the last known activity
     assert any(m["kind"].startswith("bits-log-bits-client-3") for m in card["marks"])
     page = render_report(view)
-    assert HOSTILE_COMMAND not in page and data_of(page)["jobs"][0]["history"] == card["history"]
+    assert HOSTILE_COMMAND not in page and report_data(page)["jobs"][0]["history"] == card["history"]
 
 
 def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
@@ -81,7 +76,7 @@ def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
     out = tmp_path / "logs.html"
     result = CliRunner().invoke(cli, ["report", "--no-progress", "-o", str(out), str(DEMO), str(logs)])
     assert result.exit_code == 0, result.output
-    data = data_of(out.read_text(encoding="utf-8"))
+    data = report_data(out.read_text(encoding="utf-8"))
     parsed = [json.loads(line) for line in CliRunner().invoke(cli, ["parse", str(logs)]).output.splitlines()]
     log_only = [r for r in parsed if r.get("record_type") == "log_job"]
     assert log_only
@@ -107,3 +102,17 @@ def test_shared_event_logs_give_log_only_jobs_with_their_lifecycle(tmp_path):
     for host in data["hosts"]:                 # a host's worst counts its records of no job too
         levels = [level for level, n in host["counts"].items() if n] + [r["severity"] for r in host["records"]]
         assert host["worst"] == max(levels, key=data["levels"].index)
+
+
+def test_orphan_files_are_counted_under_their_host():
+    from bitsdb.model import JobFile
+
+    builder = ReportBuilder(no_verdict)
+    builder.add_job(persistence_job_with_history())
+    builder.add_orphan(JobFile(file_id="aaaaaaaa-0000-4000-8000-000000000001",
+                               provenance=Provenance(source_path="C:/case/HOST1/qmgr.db", host="HOST1")))
+    builder.add_orphan(JobFile(file_id="aaaaaaaa-0000-4000-8000-000000000002"))
+    view = builder.build()
+    (host,) = view["hosts"]
+    assert host["name"] == "HOST1" and host["orphan_files"] == 1
+    assert view["overview"]["orphan_files"] == 2 and builder.orphans["(unknown host)"] == 1

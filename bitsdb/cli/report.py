@@ -108,7 +108,8 @@ def command(paths: tuple[str, ...], rule_paths: tuple[str, ...], allowlist_paths
         overview = view["overview"]
         say(f"report {output}: {overview['hosts']} host(s), {overview['cards']} job(s), "
             f"{len(page.encode('utf-8')) / 1e6:.1f} MB")
-    worst = max((SEVERITY_RANK.get(job["severity"], -1) for job in view["jobs"]), default=-1)
+    # a host's worst counts its records of no job too (service, log coverage, command lines), as scan does
+    worst = max((SEVERITY_RANK.get(host["worst"], -1) for host in view["hosts"]), default=-1)
     if fail_on is not None and worst >= SEVERITY_RANK[fail_on]:
         sys.exit(EXIT_FINDINGS)
     if run.failures or run.damaged:

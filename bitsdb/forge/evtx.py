@@ -15,8 +15,8 @@ import struct
 import zlib
 from pathlib import Path
 
-HEADER_SIZE = 0x1000
-CHUNK_SIZE = 0x10000
+from ..sources.evtx import CHUNK_SIZE, HEADER_SIZE
+
 CHUNK_HEADER = 0x200
 RECORD_SIGNATURE = b"\x2a\x2a\x00\x00"
 

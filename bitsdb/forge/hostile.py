@@ -10,6 +10,7 @@ import random
 import struct
 from dataclasses import dataclass
 
+from ..formats.ese import LARGE_PAGE_HEADER_SIZE, TAG_SIZE
 from ..formats.legacy import HEADER_PAIR, WIN10_JOB_MARKER
 from ..formats.markers import ESE_JOB_MARKERS, FILE_LIST_MARKER, FILE_MARKER, LEGACY_PREFIX_WIN10, LEGACY_QUEUE_MARKER
 from ..model import Job, JobFile, JobPriority, JobState, JobType
@@ -166,8 +167,8 @@ def break_child(data: bytes, pgno: int, node: int = 1, value: int = 0xFFFF) -> b
     """Point the child pointer of branch node `node` (tag index) of page `pgno` elsewhere."""
     size = page_size_of(data)
     base = page_offset(data, pgno)
-    length, start = struct.unpack_from("<HH", data, base + size - 4 * (node + 1))
-    end = base + 80 + (start & 0x7FFF) + (length & 0x7FFF)
+    length, start = struct.unpack_from("<HH", data, base + size - TAG_SIZE * (node + 1))
+    end = base + LARGE_PAGE_HEADER_SIZE + (start & 0x7FFF) + (length & 0x7FFF)
     out = bytearray(data)
     struct.pack_into("<I", out, end - 4, value)
     return bytes(out)
@@ -268,7 +269,7 @@ def mutate_database(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         struct.pack_into("<H", out, base + size - 4 * tag + rng.choice((0, 2)), rng.randrange(0x10000))
         return bytes(out), f"page {pgno} tag {tag - 1}"
     if kind == 6:                                   # node data: child pointers, LV roots, record bytes
-        at = base + 80 + rng.randrange(size - 80)
+        at = base + LARGE_PAGE_HEADER_SIZE + rng.randrange(size - LARGE_PAGE_HEADER_SIZE)
         struct.pack_into("<I", out, min(at, base + size - 4), rng.choice((*INTERESTING_U32, rng.randrange(count + 4))))
         return bytes(out), f"page {pgno} node bytes"
     if kind == 7:
@@ -286,6 +287,6 @@ def mutate_database(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         at = rng.choice((4, 8, 236, 16, 52, size + 236)) if rng.random() < 0.6 else rng.randrange(min(size * 2, len(data)))
         struct.pack_into("<I", out, min(at, len(out) - 4), rng.choice(INTERESTING_U32))
         return bytes(out), "database header"
-    start = base + 80 + rng.randrange(size - 200)
+    start = base + LARGE_PAGE_HEADER_SIZE + rng.randrange(size - 200)
     out[start:start + 64] = mutate_record(bytes(out[start:start + 64]), rng)[:64].ljust(64, b"\x00")
     return bytes(out), f"page {pgno} record bytes"

@@ -33,15 +33,20 @@ class MissingExtra(RuntimeError):
                          f"pip install 'bitsdb[{EXTRA}]'")
 
 
-def plotly_js() -> tuple[str, str]:
-    """(plotly.min.js text, its version) from the installed `plotly` package, without importing it."""
+def _plotly_path() -> Path:
+    """Where the installed `plotly` package keeps plotly.min.js (found without importing plotly)."""
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
         raise MissingExtra("plotly")
     path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
     if not path.is_file():
         raise MissingExtra("plotly (its bundled plotly.min.js)")
-    text = path.read_text(encoding="utf-8")
+    return path
+
+
+def plotly_js() -> tuple[str, str]:
+    """(plotly.min.js text, its version) from the installed `plotly` package."""
+    text = _plotly_path().read_text(encoding="utf-8")
     version = "unknown"
     head = text[:300]
     if "plotly.js v" in head:
@@ -71,7 +76,7 @@ def _bitsdb_version() -> str:
 def check_dependencies() -> None:
     """Raise MissingExtra before any evidence is read when the report cannot be written."""
     _jinja()
-    plotly_js()
+    _plotly_path()              # the 4.8 MB library itself is read once, when the page is rendered
 
 
 # --------------------------------------------------------------------------- data block

@@ -281,9 +281,7 @@ class ReportBuilder:
             "notify": kind == "process" and bool(record.notify_execution)})
 
     def add_orphan(self, jf: JobFile) -> None:
-        host = "(unknown host)"
-        if jf.provenance is not None:
-            host = jf.provenance.host or jf.provenance.container or jf.provenance.source_path or host
+        host = host_label(jf)
         self.orphans[host] = self.orphans.get(host, 0) + 1
 
     def build(self) -> dict[str, Any]:
