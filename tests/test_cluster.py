@@ -144,6 +144,16 @@ def test_unreachable_scheduler_is_a_one_line_usage_error(carve_disks):
     assert line.startswith(f"bitsdb: error: --scheduler {address}: cannot connect")
 
 
+def test_a_malformed_scheduler_address_is_one_line_at_once():
+    """A half-built Dask client used to wait 40 s at exit and print its own traceback."""
+    demo = Path(__file__).resolve().parents[1] / "samples" / "demo"
+    done = subprocess.run([sys.executable, "-m", "bitsdb", "parse", "--scheduler", "garbage::", str(demo)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("bitsdb: error: --scheduler garbage::: not a scheduler address")
+
+
 def _located(carve) -> list:
     return [(item.provenance.to_dict(), item.carved.record.to_dict()) for item in carve.located()]
 

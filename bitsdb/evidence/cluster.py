@@ -240,8 +240,18 @@ class DaskPool(Pool):
     def __init__(self, address: str, timeout: float = 20.0) -> None:
         try:
             from distributed import Client, as_completed
+            from distributed.comm.addressing import parse_address, parse_host_port
         except ImportError:
             raise PoolError(CLUSTER_HINT) from None
+        try:
+            # A malformed address is refused here: a Client that fails on it half-built waits 40 s when
+            # collected at exit and then prints a traceback of its own.
+            scheme, location = parse_address(address)
+            if scheme in ("tcp", "tls"):
+                parse_host_port(location)
+        except ValueError as exc:
+            raise PoolError(f"--scheduler {address}: not a scheduler address ({' '.join(str(exc).split())[:160]})"
+                            ) from None
         try:
             self._client = Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # noqa: BLE001 - unreachable, refused, not a scheduler …
