@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..timeutil import datetime_to_filetime
-from .detect import EVTX_SIGNATURE, starts_with
+from .detect import EVTX_SIGNATURE
 from .result import SourceError
 
 CHUNK_SIGNATURE = b"ElfChnk\x00"
@@ -76,10 +76,6 @@ class LogScan:
                          f"{len(self.damaged) - chunks} record(s)), first: {first}")
         parts.append(f"{self.records} record(s) read")
         return "; ".join(parts)
-
-
-def is_evtx(path: str | Path) -> bool:
-    return starts_with(path, EVTX_SIGNATURE)
 
 
 def _parser(path: Path):

@@ -15,17 +15,13 @@ from functools import lru_cache
 from typing import Any
 
 from ..model import Provenance, ServiceConfig
-from .detect import REGF_SIGNATURE, file_stamp, starts_with
+from .detect import file_stamp
 from .result import SourceError
 
 SERVICE_KEY = r"\Services\BITS"
 POLICY_KEY = r"\Policies\Microsoft\Windows\BITS"
 START_NAMES = {0: "BOOT", 1: "SYSTEM", 2: "AUTO", 3: "MANUAL", 4: "DISABLED"}
 DEFAULT_INACTIVITY_DAYS = 90
-
-
-def is_hive(path: str) -> bool:
-    return starts_with(path, REGF_SIGNATURE)
 
 
 def _open(path: str):
