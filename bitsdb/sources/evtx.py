@@ -193,13 +193,18 @@ def _text(node: Any) -> str | None:
 def _int(node: Any) -> int | None:
     if isinstance(node, dict):
         node = node.get("#text")
-    if isinstance(node, bool):
-        return int(node)
-    if isinstance(node, int):
-        return node
-    if isinstance(node, str):
+    return as_int(node)
+
+
+def as_int(value: Any) -> int | None:
+    """An integer as event data holds one (int, bool, decimal or 0x text); None for anything else."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
         try:
-            return int(node, 0)
+            return int(value, 0)            # int() itself ignores surrounding whitespace
         except ValueError:
             return None
     return None
