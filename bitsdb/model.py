@@ -286,7 +286,7 @@ class Record:
     them per class (exec of generated source) was most of the model's import time.
     """
 
-    __slots__ = ()
+    __slots__ = ()          # lets records declared with slots=True (one per log event) skip the __dict__
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -296,8 +296,6 @@ class Record:
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr)
         return f"{self.__class__.__qualname__}({shown})"
-
-    __slots__ = ()          # lets records declared with slots=True (one per log event) skip the __dict__
 
     def to_dict(self) -> dict[str, Any]:
         return _dataclass_to_dict(self)

@@ -460,3 +460,22 @@ def test_parse_command_imports_neither_construct_nor_the_carver(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_generated_struct_keeps_each_fields_byte_order():
+    """Fixed fields are read in one unpack per run; a big-endian field among little-endian ones
+    was read little-endian (its byte-order prefix was dropped when the run was merged)."""
+    import construct as cs
+
+    from bitsdb.formats.codegen import Generator
+
+    schema = cs.Struct("a" / cs.Int16ul, "b" / cs.Int16ub, "c" / cs.Int32ub, "d" / cs.Int8ul)
+    gen = Generator()
+    gen.function(schema, "parse_mixed")
+    namespace = {"__name__": "bitsdb.formats.generated_test", "__package__": "bitsdb.formats"}
+    exec(gen.source(), namespace)
+    data = bytes.fromhex("0102" "0304" "05060708" "09")
+    value, end = namespace["parse_mixed"](data, 0)
+    expected = schema.parse(data)
+    assert {name: value[name] for name in "abcd"} == {name: expected[name] for name in "abcd"}
+    assert end == len(data)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import lzma
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -229,6 +231,23 @@ def test_service_facts_of_the_real_hives(system_hive):
 def test_same_length_patch_of_service_dll_is_read(system_hive):
     path = system_hive("SYSTEM_win10_1709", (r"%SystemRoot%\System32\qmgr.dll", r"%SystemRoot%\System32\evil.dll"))
     assert service_config(path).service_dll == r"%SystemRoot%\System32\evil.dll"
+
+
+def test_hive_key_time_past_year_9999_costs_that_time_only(system_hive, tmp_path):
+    """A crafted last-write time of the Services\\BITS key once raised OverflowError: the whole
+    service configuration was lost as an internal error."""
+    data = bytearray(Path(system_hive("SYSTEM_win10_1709")).read_bytes())
+    # nk cell: "nk", flags, last-write FILETIME at +4, ..., name length at +0x48, name at +0x4C.
+    cells = [m.start() for m in re.finditer(rb"nk", data)
+             if data[m.start() + 0x48:m.start() + 0x4A] == b"\x04\x00" and data[m.start() + 0x4C:m.start() + 0x50] == b"BITS"]
+    assert cells, "the BITS key's cell"
+    for cell in cells:
+        data[cell + 4:cell + 12] = b"\xff" * 8
+    crafted = tmp_path / "SYSTEM_crafted"
+    crafted.write_bytes(data)
+    config = service_config(str(crafted))
+    assert config.key_last_written is None and config.start_name == "AUTO"
+    assert service_config(system_hive("SYSTEM_win10_1709")).key_last_written == "2020-04-19T11:32:04.619244+00:00"
 
 
 def test_replicated_log_reads_back_record_for_record(tmp_path):

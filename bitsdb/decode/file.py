@@ -61,55 +61,70 @@ def file_from_body(body: Container, file_id: str | None = None, layout: str = "d
 FILE_SECTIONS = "ese_file"
 
 
+#: Where the file body starts in each layout: after the marker, or after the upload head
+#: (16 bytes, then the local file's FILETIME).
+BODY_START = {"download": 16, "upload": 24}
+
+
 def decode_file_blob(data: bytes, file_id: str | None = None, layout_hint: str | None = None) -> JobFile:
     """Decode a Files.Blob. Upload layout (S(dissect)) when the hint says so or download fails."""
     data = bytes(data)
     if len(data) < 20:
         raise BlobError(f"{len(data)} bytes is too short for a file record")
+    # Well-formed records in one parse, in the order the walk below tries the layouts.
     if layout_hint != "upload" and data[:16] == FILE_MARKER:
-        whole = parse_whole(FILE_SECTIONS, data, 16)
-        if whole is not None and data[whole[1]:] == FILE_MARKER:
-            body = whole[0]["body"]
-            if body["local_name"] or body["remote_name"]:
-                f = file_from_body(body, file_id, "download")
-                _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
-                return f
-    if layout_hint == "upload" or data[:16] != FILE_MARKER:     # where the walk below tries upload first
-        whole = parse_whole(FILE_SECTIONS, data, 24)
-        if whole is not None and data[whole[1]:] == FILE_MARKER:
-            body = whole[0]["body"]
-            if body["local_name"] or body["remote_name"]:
-                f = file_from_body(body, file_id, "upload")
-                (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)
-                f.unknown["upload_marker"] = data[:16].hex()
-                _apply_progress(f, whole[0]["progress_a"], whole[0]["progress_b"])
-                return f
+        f = _whole_file(data, file_id, "download")
+        if f is not None:
+            return f
+    if layout_hint == "upload" or data[:16] != FILE_MARKER:
+        f = _whole_file(data, file_id, "upload")
+        if f is not None:
+            return f
     from ..formats import file as file_fmt
 
     layouts = ["upload", "download"] if layout_hint == "upload" else ["download", "upload"]
     first_error = None
     for layout in layouts:
-        start = 16 if layout == "download" else 24
         if layout == "download" and data[:16] != FILE_MARKER:
             first_error = first_error or "does not start with the file marker"
             continue
-        body, end, error = parse_prefix(file_fmt.FileBody, data, start)
+        body, end, error = parse_prefix(file_fmt.FileBody, data, BODY_START[layout])
         if body is None or "temp_name" not in body:
             first_error = first_error or f"file body: {error}"
             continue
         if not (body.local_name or body.remote_name):
             first_error = first_error or "no local or remote name"
             continue
-        f = file_from_body(body, file_id, layout)
-        if layout == "upload":
-            (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)
-            f.unknown["upload_marker"] = data[:16].hex()
+        f = _file_of(body, data, file_id, layout)
         if error is not None:
             f.partial, f.partial_reason, f.undecoded = True, f"file body: {error} (offset 0x{end:x})", data[end:]
             return f
         _decode_progress(f, data, end)
         return f
     raise BlobError(f"not a file record: {first_error}")
+
+
+def _whole_file(data: bytes, file_id: str | None, layout: str) -> JobFile | None:
+    """The record read in one parse (body and both progress blocks up to the footer), or None."""
+    whole = parse_whole(FILE_SECTIONS, data, BODY_START[layout])
+    if whole is None or data[whole[1]:] != FILE_MARKER:
+        return None
+    parsed = whole[0]
+    body = parsed["body"]
+    if not (body["local_name"] or body["remote_name"]):
+        return None
+    f = _file_of(body, data, file_id, layout)
+    _apply_progress(f, parsed["progress_a"], parsed["progress_b"])
+    return f
+
+
+def _file_of(body: Container, data: bytes, file_id: str | None, layout: str) -> JobFile:
+    """file_from_body, plus the upload head (its marker and the local file's time)."""
+    f = file_from_body(body, file_id, layout)
+    if layout == "upload":
+        (f.local_file_mtime,) = struct.unpack_from("<Q", data, 16)
+        f.unknown["upload_marker"] = data[:16].hex()
+    return f
 
 
 def _decode_progress(f: JobFile, data: bytes, offset: int) -> None:

@@ -60,6 +60,8 @@ def split_markers(data: bytes) -> tuple[bytes | None, int]:
 
 
 _HEAD = struct.Struct("<16sIIII16s")      # JobHeader: marker, unk_10, priority, state, type, job id
+#: The largest priority, state and type a job record holds (§9.2): the last value of each enum.
+MAX_PRIORITY, MAX_STATE, MAX_TYPE = int(max(JobPriority)), int(max(JobState)), int(max(JobType))
 _U32 = struct.Struct("<I")
 _SID_START = "S-1-".encode("utf-16-le")
 _ZERO_GUID = bytes(16)
@@ -78,7 +80,7 @@ def job_head_span(data: bytes, offset: int = 0, stop: int | None = None) -> int:
     if offset < 0 or end > stop:
         return 0
     _, _, priority, state, kind, job_id = _HEAD.unpack_from(data, offset)
-    if priority > 3 or state > 8 or kind > 2 or job_id == _ZERO_GUID:
+    if priority > MAX_PRIORITY or state > MAX_STATE or kind > MAX_TYPE or job_id == _ZERO_GUID:
         return 0
     for index in range(5):
         if end + 4 > stop:
@@ -96,7 +98,8 @@ def job_head_span(data: bytes, offset: int = 0, stop: int | None = None) -> int:
 def job_head_problems(job: Job) -> list[str]:
     """Checks of FORMAT.md §9.2 that tell a job record from bytes that only contain a marker."""
     problems = []
-    for name, value, limit in (("priority", job.priority, 3), ("state", job.state, 8), ("type", job.type, 2)):
+    for name, value, limit in (("priority", job.priority, MAX_PRIORITY), ("state", job.state, MAX_STATE),
+                               ("type", job.type, MAX_TYPE)):
         if value is None or int(value) > limit:
             problems.append(f"{name} {value} out of range")
     if job.job_id in (None, "00000000-0000-0000-0000-000000000000"):

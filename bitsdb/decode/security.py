@@ -54,9 +54,11 @@ def _decode_descriptor(raw: bytes) -> tuple[dict[str, Any], tuple[tuple, ...], t
     The generated parsers (formats.fastparse) read well-formed descriptors; anything they do
     not vouch for is read again with construct, whose error text is reported."""
     if sections.USE_GENERATED:
-        fields: dict[str, Any] = {}
+        def generated_part(kind: str, offset: int) -> Any:
+            return getattr(fastparse, _GENERATED[kind])(raw, offset)[0]
+
         try:
-            return _fill_descriptor(fields, raw, _generated_part)
+            return _fill_descriptor({}, generated_part)
         except Exception:           # FastParseMiss, a short read: construct decides, and explains
             pass
     from construct import ConstructError
@@ -66,29 +68,21 @@ def _decode_descriptor(raw: bytes) -> tuple[dict[str, Any], tuple[tuple, ...], t
     def construct_part(kind: str, offset: int) -> Any:
         return getattr(primitives, _SCHEMAS[kind]).parse(raw[offset:])
 
-    fields = {}
+    fields: dict[str, Any] = {}
     try:
-        return _fill_descriptor(fields, raw, construct_part)
+        return _fill_descriptor(fields, construct_part)
     except (ConstructError, ValueError, OverflowError) as exc:
         fields["decode_error"] = describe_error(exc)
         return fields, (), ()
 
 
-#: The schema (formats.primitives) of each part of a descriptor.
+#: The schema (formats.primitives) and the generated parser (formats.fastparse) of each part.
 _SCHEMAS = {"header": "SecurityDescriptorHeader", "sid": "BinarySid", "acl": "Acl"}
-
-
-def _generated_part(kind: str, offset: int, raw: bytes = b"") -> Any:
-    return getattr(fastparse, _GENERATED[kind])(raw, offset)[0]
-
-
 _GENERATED = {"header": "parse_security_descriptor_header", "sid": "parse_binary_sid", "acl": "parse_acl"}
 
 
-def _fill_descriptor(fields: dict[str, Any], raw: bytes, part: Any) -> tuple[dict[str, Any], tuple, tuple]:
+def _fill_descriptor(fields: dict[str, Any], part: Any) -> tuple[dict[str, Any], tuple, tuple]:
     """Parse the parts with `part(kind, offset)`, filling `fields` as it goes (kept on an error)."""
-    if part is _generated_part:
-        part = (lambda kind, offset: _generated_part(kind, offset, raw))
     sd = part("header", 0)
     fields["control"] = sd["control"]
     fields["owner"] = part("sid", sd["owner_offset"]) if sd["owner_offset"] else None

@@ -184,12 +184,12 @@ class Generator:
 
     def _struct_value(self, con: cs.Struct, body: list[str], ind: str) -> str:
         body.append(f"{ind}this = Fields()")
-        pending: list[tuple[str | None, str, Any]] = []       # a run of fixed fields: one unpack
+        pending: list[tuple[str | None, str, Any]] = []       # a run of fixed fields of one byte order: one unpack
 
         def flush() -> None:
             if not pending:
                 return
-            fmt = "<" + "".join(f[1:] for _, f, _ in pending)
+            fmt = pending[0][1][0] + "".join(f[1:] for _, f, _ in pending)
             names = [self._tmp() for _ in pending]
             body.append(f"{ind}({', '.join(names)},) = {self._struct(fmt)}.unpack_from(data, pos)")
             body.append(f"{ind}pos += {struct.calcsize(fmt)}")
@@ -209,6 +209,8 @@ class Generator:
                 continue
             fixed = _fixed(inner)
             if fixed is not None:
+                if pending and pending[0][1][0] != fixed[0][0]:
+                    flush()
                 pending.append((name, fixed[0], fixed[1]))
                 continue
             flush()

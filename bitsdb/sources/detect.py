@@ -114,10 +114,10 @@ def file_stamp(path: str | None) -> tuple | None:
     if not path:
         return None
     try:
-        stat = os.stat(path)
+        st = os.stat(path)
     except OSError:
         return (path,)
-    return (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return (path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def role_of(name: str) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +120,7 @@ def _record_row(table, index: int, read: _TableRead, long_values: dict[int, byte
     try:
         record = table.get_record(index)
         raw_id = record.get_value_data(ID_COLUMN)
-        record_id = str(uuid.UUID(bytes_le=bytes(raw_id))) if raw_id and len(raw_id) == 16 else None
+        record_id = guid_text(raw_id) if raw_id and len(raw_id) == 16 else None
         if record.is_long_value(BLOB_COLUMN):
             blob = _long_value(record, long_values)
         else:

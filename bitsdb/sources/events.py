@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from ..bitscmd import image_name, operations
 from ..model import LogEvent, ProcessEvent, Provenance
-from .evtx import LogScan, RawRecord, iter_records
+from .evtx import LogScan, RawRecord, as_int, iter_records
 
 BITS_CLIENT = "Microsoft-Windows-Bits-Client/Operational"
 BITS_PROVIDER = "Microsoft-Windows-Bits-Client"
@@ -121,19 +121,6 @@ def _plan(data: dict[str, Any], event_id: int) -> tuple:
     return plan
 
 
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            return int(value.strip(), 0)
-        except ValueError:
-            return None
-    return None
-
-
 def _as_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -204,10 +191,10 @@ class Normaliser:
             action=BITS_ACTIONS.get(record.event_id, f"event {record.event_id}"), computer=record.computer,
             user_sid=record.user_sid, job_id=guid(values.get("job_id")), file_id=guid(values.get("file_id")),
             title=_as_text(values.get("title")), owner=_as_text(values.get("owner")),
-            process_path=_as_text(values.get("process_path")), process_id=_as_int(values.get("process_id")),
+            process_path=_as_text(values.get("process_path")), process_id=as_int(values.get("process_id")),
             url=_as_text(values.get("url")), local_name=_as_text(values.get("local_name")),
-            file_count=_as_int(values.get("file_count")), bytes_total=_as_int(values.get("bytes_total")),
-            bytes_transferred=_as_int(values.get("bytes_transferred")), hresult=_as_int(values.get("hresult")),
+            file_count=as_int(values.get("file_count")), bytes_total=as_int(values.get("bytes_total")),
+            bytes_transferred=as_int(values.get("bytes_transferred")), hresult=as_int(values.get("hresult")),
             data=data, provenance=self.provenance(record))
         if event.job_id is None and values.get("job_id") is not None:
             event.data["jobId"] = values["job_id"]          # not a GUID: kept as written
@@ -257,14 +244,14 @@ class Normaliser:
         return LogEvent(time=record.time, source="sysmon", event_id=3, version=record.version,
                         action="network connection by the BITS service", computer=record.computer,
                         user_sid=record.user_sid, process_path=_as_text(data.get("Image")),
-                        process_id=_as_int(data.get("ProcessId")), url=url, data=dict(data),
+                        process_id=as_int(data.get("ProcessId")), url=url, data=dict(data),
                         provenance=self.provenance(record))
 
     def process_start(self, record: RawRecord, source: str) -> ProcessEvent | None:
         data = record.data
         if source == "sysmon":
             image, command = data.get("Image"), data.get("CommandLine")
-            pid, parent_pid = _as_int(data.get("ProcessId")), _as_int(data.get("ParentProcessId"))
+            pid, parent_pid = as_int(data.get("ProcessId")), as_int(data.get("ParentProcessId"))
             parent_image, parent_command = data.get("ParentImage"), data.get("ParentCommandLine")
             user = data.get("User")
             original = str(data.get("OriginalFileName") or "").lower()
@@ -272,7 +259,7 @@ class Normaliser:
                 self.bits_hosts.add(str(data.get("ProcessGuid", "")).lower())
         else:
             image, command = data.get("NewProcessName"), data.get("CommandLine")
-            pid, parent_pid = _as_int(data.get("NewProcessId")), _as_int(data.get("ProcessId"))
+            pid, parent_pid = as_int(data.get("NewProcessId")), as_int(data.get("ProcessId"))
             parent_image, parent_command = data.get("ParentProcessName"), None
             user = "\\".join(x for x in (data.get("SubjectDomainName"), data.get("SubjectUserName")) if x) or None
             original = ""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..timeutil import datetime_to_filetime
-from .detect import EVTX_SIGNATURE, starts_with
+from .detect import EVTX_SIGNATURE
 from .result import SourceError
 
 CHUNK_SIGNATURE = b"ElfChnk\x00"
@@ -76,10 +76,6 @@ class LogScan:
                          f"{len(self.damaged) - chunks} record(s)), first: {first}")
         parts.append(f"{self.records} record(s) read")
         return "; ".join(parts)
-
-
-def is_evtx(path: str | Path) -> bool:
-    return starts_with(path, EVTX_SIGNATURE)
 
 
 def _parser(path: Path):
@@ -197,13 +193,18 @@ def _text(node: Any) -> str | None:
 def _int(node: Any) -> int | None:
     if isinstance(node, dict):
         node = node.get("#text")
-    if isinstance(node, bool):
-        return int(node)
-    if isinstance(node, int):
-        return node
-    if isinstance(node, str):
+    return as_int(node)
+
+
+def as_int(value: Any) -> int | None:
+    """An integer as event data holds one (int, bool, decimal or 0x text); None for anything else."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
         try:
-            return int(node, 0)
+            return int(value, 0)            # int() itself ignores surrounding whitespace
         except ValueError:
             return None
     return None

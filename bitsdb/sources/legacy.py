@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ from ..decode.legacy import decode_legacy_record
 from ..decode.sections import BlobError, DecodeBudget, plausible_filetime
 from ..formats import legacy as fmt
 from ..formats.markers import LEGACY_FILE_HEADER, LEGACY_JOB_MARKERS, LEGACY_QUEUE_MARKER, InputKind
+from ..formats.plain import guid_text
 from ..model import Job, Provenance
 from .result import SourceError, SourceResult, sha256_of
 
@@ -84,7 +84,7 @@ class LegacyState:
 
 
 def _guid_text(raw: bytes) -> str | None:
-    return str(uuid.UUID(bytes_le=bytes(raw))) if len(raw) == 16 else None
+    return guid_text(raw) if len(raw) == 16 else None
 
 
 class _MarkerFinder:

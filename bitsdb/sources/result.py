@@ -80,8 +80,6 @@ DEBUG_ENV = "BITSDB_DEBUG"     # set by `--debug`; read in worker processes too
 def internal_error(where: str, exc: BaseException) -> str:
     """One line for a bug met while reading; with --debug the traceback goes to stderr at once
     (messages are one line each, so it is never part of the line)."""
-    import os
-
     line = f"{where}: internal error while reading: {type(exc).__name__}: {exc}"
     if not os.environ.get(DEBUG_ENV):
         return line + " (run with --debug for details)"

@@ -10,22 +10,18 @@ Library: regipy (see bitsdb/evidence/registry.py for why).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
 from ..model import Provenance, ServiceConfig
-from .detect import REGF_SIGNATURE, file_stamp, starts_with
+from ..timeutil import filetime_to_datetime
+from .detect import file_stamp
 from .result import SourceError
 
 SERVICE_KEY = r"\Services\BITS"
 POLICY_KEY = r"\Policies\Microsoft\Windows\BITS"
 START_NAMES = {0: "BOOT", 1: "SYSTEM", 2: "AUTO", 3: "MANUAL", 4: "DISABLED"}
 DEFAULT_INACTIVITY_DAYS = 90
-
-
-def is_hive(path: str) -> bool:
-    return starts_with(path, REGF_SIGNATURE)
 
 
 def _open(path: str):
@@ -67,14 +63,12 @@ def _lookup(values: dict[str, Any], name: str) -> Any:
 
 
 def _last_written(key) -> str | None:
+    """The key's last-write time; None when unset or past what a datetime holds (a crafted hive)."""
     try:
-        ticks = int(key.header.last_modified)
+        when = filetime_to_datetime(int(key.header.last_modified))
     except Exception:  # noqa: BLE001
         return None
-    if not ticks:
-        return None
-    when = datetime(1601, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ticks // 10)
-    return when.isoformat()
+    return None if when is None else when.isoformat()
 
 
 def hive_kind(path: str) -> str | None:
