@@ -410,6 +410,22 @@ def test_cli_unreadable_or_malformed_spec(tmp_path: Path) -> None:
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_cli_a_fifo_named_as_spec_or_rule_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """Configuration is read only from regular files: opening a FIFO for reading would block for ever."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    demo = Path(__file__).resolve().parents[1] / "samples" / "demo"
+    for args in (["forge", str(fifo), "-o", str(tmp_path / "q.db")], ["scan", "--rules", str(fifo), str(demo)]):
+        done = subprocess.run([sys.executable, "-m", "bitsdb", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.splitlines()
+        assert "not a regular file (FIFO)" in line
+
+
 def test_yaml_times_keep_seven_digits(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(f"jobs:\n  - job_id: {JOB_A}\n    creation_time: 2025-01-02T03:04:05.1234567+00:00\n")

@@ -30,6 +30,7 @@ from ..decode.security import build_security_descriptor, decode_security, encode
 from ..formats.ese import ROW_PREFIX_SIZE, inline_row
 from ..formats.primitives import MAX_WSTR_UNITS
 from ..model import Ace, Job, JobFile, JobType, SecurityInfo
+from ..sources.detect import read_regular_text
 from .ese import DEFAULT_LV_CHUNK_SIZE, write_qmgr_database
 
 SPEC_VERSION = 1
@@ -118,7 +119,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the spec ({getattr(exc, 'strerror', None) or exc})") from None
     try:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from ..model import Job
+from ..sources.detect import read_regular_text
 from ..timeutil import datetime_to_filetime, filetime_to_iso
 from .allowlist import (MATCH, MISMATCH, USER_CONTENT_LISTS, AllowEntry, Check, NotifyCommand, compile_entry,
                         compile_notify_command)
@@ -526,7 +527,7 @@ def _rule_files(path: Path) -> list[Path]:
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"{path}: cannot read: {exc}") from None
     try:

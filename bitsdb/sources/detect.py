@@ -75,6 +75,18 @@ def special_kind(st: os.stat_result) -> str | None:
     return "special file"
 
 
+def read_regular_text(path: str | Path) -> str:
+    """The UTF-8 text of a file the user names as configuration (a rule file, a forge spec), opened only
+    when it is a regular file: a FIFO or device named by mistake would block the run for ever. Raises
+    OSError or UnicodeDecodeError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))   # opening a FIFO must not wait
+    with os.fdopen(fd, "rb") as handle:
+        kind = special_kind(os.fstat(fd))
+        if kind is not None:
+            raise OSError(f"not a regular file ({kind})")
+        return handle.read().decode("utf-8")
+
+
 def plain_file(path: str | Path) -> bool:
     """A regular file that is not a link (found inside evidence: only these are opened)."""
     try:
