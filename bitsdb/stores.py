@@ -209,7 +209,7 @@ def add_recovered(path: Path, result: SourceResult, live: list[SourceResult]) ->
     """Carve the source (and its companions) and append what the `live` results lack."""
     from .carve.recover import recover_source
 
-    known = SourceResult(path=str(path), kind=result.kind,
+    known = SourceResult(path=str(path), kind=result.kind, sha256=result.sha256,
                          jobs=[job for r in live for job in r.jobs],
                          orphan_files=[jf for r in live for jf in r.orphan_files])
     recovery = recover_source(path, known)

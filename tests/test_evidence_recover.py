@@ -54,3 +54,31 @@ def test_recover_inside_a_zip_uses_the_zip_names(tmp_path):
     prefix = f"{package}!C/ProgramData/Microsoft/Network/Downloader/"
     assert paths == {prefix + "qmgr.db", prefix + "edb.log"}
     assert all("bitsdb-evidence-" not in json.dumps(j) for j in jobs)     # no temporary path leaks out
+
+
+def test_recover_hashes_the_store_once(monkeypatch):
+    """The live read has the database's SHA-256; carving its pages takes it instead of reading the
+    whole file again to hash it (ESE logs beside it, not hashed before, are hashed by the carve)."""
+    import hashlib
+    from pathlib import Path
+
+    from bitsdb.carve import scanner as scanner_module
+    from bitsdb.stores import read_files
+
+    database = Path(__file__).resolve().parents[1] / "samples" / "demo" / "qmgr.db"
+    hashing: list[bool] = []
+    original = scanner_module.Scanner.__init__
+
+    def recording(self, *args, hash_input=True, **kwargs):
+        hashing.append(hash_input)
+        original(self, *args, hash_input=hash_input, **kwargs)
+
+    monkeypatch.setattr(scanner_module.Scanner, "__init__", recording)
+    [(_, result)] = read_files([database], recover=True)
+    assert hashing[0] is False and len(hashing) == 2 and hashing[1] is True   # qmgr.db, then edb.log
+    recovered = [job for job in result.jobs if job.provenance.recovered]
+    assert recovered, "the demo store has deleted jobs"
+    digests = {job.provenance.source_path: job.provenance.source_sha256 for job in recovered}
+    for path, digest in digests.items():
+        assert digest == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    assert str(database) in digests

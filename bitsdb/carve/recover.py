@@ -76,8 +76,9 @@ def classify(path: Path, head: bytes) -> tuple[str, str, int | None]:
 
 def carve_file(path: str | Path, *, families: Iterable[MarkerFamily] | None = None, rank: int = 0,
                window: int = DEFAULT_WINDOW, hash_input: bool = True,
-               recovered_from: str | None = None) -> CarveResult:
-    """Scan one file of any size; raises SourceError (one line) when it cannot be read."""
+               recovered_from: str | None = None, sha256: str | None = None) -> CarveResult:
+    """Scan one file of any size; raises SourceError (one line) when it cannot be read. `sha256`: the
+    file's digest when the caller already has it (the live read hashed it): not computed again."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -89,7 +90,10 @@ def carve_file(path: str | Path, *, families: Iterable[MarkerFamily] | None = No
             head = handle.read(4096)
             kind_from, source_kind, page_size = classify(path, head)
             handle.seek(0)
-            scanner = Scanner(families, window=window, page_size=page_size, hash_input=hash_input)
+            scanner = Scanner(families, window=window, page_size=page_size,
+                              hash_input=hash_input and sha256 is None)
+            if sha256 is not None:
+                scanner.stats.sha256 = sha256
             result = CarveResult(path=str(path), recovered_from=recovered_from or kind_from,
                                  source_kind=source_kind, stats=scanner.stats)
             for carved in scanner.records(handle):
@@ -127,14 +131,16 @@ def carve_inputs(given: str | Path) -> list[Path]:
 
 def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, *,
                  families: Iterable[MarkerFamily] | None = None, window: int = DEFAULT_WINDOW,
-                 hash_input: bool = True) -> Recovery:
-    """Carve every path and build one history over all of them (earlier paths win ties)."""
+                 hash_input: bool = True, known_sha256: dict[str, str] | None = None) -> Recovery:
+    """Carve every path and build one history over all of them (earlier paths win ties).
+    `known_sha256`: digests the caller already computed, by path (those files are not hashed again)."""
     recovery = Recovery(history=History())
     located: list[Located] = []
     families = list(families) if families is not None else None
     for rank, path in enumerate(paths):
         try:
-            scan = carve_file(path, families=families, rank=rank, window=window, hash_input=hash_input)
+            scan = carve_file(path, families=families, rank=rank, window=window, hash_input=hash_input,
+                              sha256=(known_sha256 or {}).get(str(path)))
         except SourceError as exc:
             recovery.warnings.append(f"{path}: {exc}")
             continue
@@ -151,11 +157,14 @@ def recover_many(paths: Iterable[str | Path], live: SourceResult | None = None, 
 
 def recover_source(path: str | Path, live: SourceResult | None = None, *, companions: bool = True,
                    **options) -> Recovery:
-    """A qmgr.db (every page) plus its companion files, minus what the live tables hold."""
+    """A qmgr.db (every page) plus its companion files, minus what the live tables hold (whose
+    digest, when the live read computed one, is the database's: it is not hashed again)."""
     path = Path(path)
     paths = [path]
     if companions:
         paths += [p for p in companion_files(path) if p.resolve() != path.resolve()]
+    if live is not None and live.sha256:
+        options.setdefault("known_sha256", {str(path): live.sha256})
     return recover_many(paths, live, **options)
 
 
