@@ -361,3 +361,34 @@ def test_compressed_evidence_is_named_not_called_unrecognised(tmp_path):
     warned = [w for item in report.items for w in item.warnings if "does not open" in w]
     assert sorted(Path(w.split(": ")[0]).name for w in warned) == ["collection.7z", "qmgr.db.gz"]
     assert report.failures == [] and sum(len(r.jobs) for r in report.results) > 3
+
+
+@needs_regipy
+def test_each_hive_of_a_host_is_parsed_once(tmp_path, monkeypatch):
+    """regipy reads a whole hive into memory (a SOFTWARE hive can be 100 MB): account names, host name,
+    the BITS service and its policies come from one parse of each file, not one per consumer."""
+    import regipy.registry
+
+    from bitsdb.evidence import registry
+    from bitsdb.sources import service
+
+    kape_collection(tmp_path / "c", "HOST1", WIN10, hives={"SOFTWARE": software_hive({WIN10_SID: r"C:\Users\bob"}),
+                                                          "SYSTEM": system_hive("HOST-1")})
+    opened: list[str] = []
+    original = regipy.registry.RegistryHive
+
+    class Counting(original):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(Path(path).name)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(regipy.registry, "RegistryHive", Counting)
+    for cache in (service._opened, service._service_config, registry._hive_facts):
+        cache.cache_clear()
+    report = run_batch([tmp_path / "c"], jobs=1, progress=False)
+    for cache in (service._opened, service._service_config, registry._hive_facts):
+        cache.cache_clear()
+    assert report.failures == []
+    [item] = report.items
+    assert item.services and item.services[0].control_set                 # the SYSTEM hive was read
+    assert sorted(opened) == ["SOFTWARE", "SYSTEM"]

@@ -14,6 +14,8 @@ from functools import lru_cache
 
 from ..model import WELL_KNOWN_SIDS
 from ..sources.detect import file_stamp
+from ..sources.result import SourceError
+from ..sources.service import open_hive
 from ..text import repaired
 
 PROFILE_LIST = r"\Microsoft\Windows NT\CurrentVersion\ProfileList"
@@ -45,15 +47,6 @@ def well_known_name(sid: str | None) -> str | None:
     return WELL_KNOWN_SIDS.get(sid) or EXTRA_WELL_KNOWN.get(sid)
 
 
-def _open_hive(path: str):
-    from regipy.registry import RegistryHive
-
-    import logging
-
-    logging.getLogger("regipy").setLevel(logging.ERROR)
-    return RegistryHive(path)
-
-
 def _value(key, name: str):
     try:
         return key.get_value(name)
@@ -62,7 +55,7 @@ def _value(key, name: str):
 
 
 def _software_facts(path: str, facts: HiveFacts) -> None:
-    hive = _open_hive(path)
+    hive = open_hive(path)
     try:
         profiles = hive.get_key(PROFILE_LIST)
     except Exception:  # noqa: BLE001 - regipy raises its own NotFound types
@@ -84,7 +77,7 @@ def _software_facts(path: str, facts: HiveFacts) -> None:
 
 
 def _system_facts(path: str, facts: HiveFacts) -> None:
-    hive = _open_hive(path)
+    hive = open_hive(path)
     current = None
     try:
         current = _value(hive.get_key(r"\Select"), "Current")
@@ -127,7 +120,8 @@ def _hive_facts(software_key: tuple | None, system_key: tuple | None) -> HiveFac
         try:
             reader(path, facts)
         except Exception as exc:  # noqa: BLE001 - a damaged hive costs names, never the BITS records
-            facts.warnings.append(f"{label} hive unreadable ({type(exc).__name__}: {str(exc)[:120]})")
+            problem = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {str(exc)[:120]}"
+            facts.warnings.append(f"{label} hive unreadable ({problem})")
     return facts
 
 

@@ -9,7 +9,6 @@ Library: regipy (see bitsdb/evidence/registry.py for why).
 
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from typing import Any
 
@@ -24,14 +23,24 @@ START_NAMES = {0: "BOOT", 1: "SYSTEM", 2: "AUTO", 3: "MANUAL", 4: "DISABLED"}
 DEFAULT_INACTIVITY_DAYS = 90
 
 
-def _open(path: str):
+def open_hive(path: str):
+    """regipy's view of a hive file, which reads the whole file into memory (a SOFTWARE hive can be
+    100 MB): the last two opened are kept, so one host's hives are read once for the account names
+    (evidence.registry), the service configuration and the hive's kind. SourceError when unreadable."""
+    return _opened(file_stamp(path))
+
+
+@lru_cache(maxsize=2)
+def _opened(stamp: tuple):
+    import logging
+
     try:
         from regipy.registry import RegistryHive
     except ImportError:
         raise SourceError("registry hives need regipy: pip install regipy") from None
     logging.getLogger("regipy").setLevel(logging.ERROR)
     try:
-        return RegistryHive(path)
+        return RegistryHive(stamp[0])
     except Exception as exc:  # noqa: BLE001 - regipy raises many types for a bad hive
         raise SourceError(f"not a readable registry hive ({type(exc).__name__}: {str(exc)[:120]})") from None
 
@@ -73,7 +82,7 @@ def _last_written(key) -> str | None:
 
 def hive_kind(path: str) -> str | None:
     """'SYSTEM' or 'SOFTWARE' by what the hive holds; None for other hives."""
-    hive = _open(path)
+    hive = open_hive(path)
     if _key(hive, r"\Select") is not None and _key(hive, r"\ControlSet001") is not None:
         return "SYSTEM"
     if _key(hive, r"\Microsoft\Windows\CurrentVersion") is not None:
@@ -127,7 +136,7 @@ def service_config(system: str | None, software: str | None = None,
 
 @lru_cache(maxsize=32)
 def _service_config(system_key: tuple, software_key: tuple | None) -> ServiceConfig:
-    hive = _open(system_key[0])
+    hive = open_hive(system_key[0])
     selected = _values(_key(hive, r"\Select"))
     current = _lookup(selected, "Current")
     sets = []
@@ -161,7 +170,7 @@ def _service_config(system_key: tuple, software_key: tuple | None) -> ServiceCon
             config.other_control_sets[name] = other
     if software_key:
         try:
-            policy_hive = _open(software_key[0])
+            policy_hive = open_hive(software_key[0])
             config.policies = {k: v for k, v in _values(_key(policy_hive, POLICY_KEY)).items()
                                if isinstance(v, (int, str))}
         except SourceError as exc:
