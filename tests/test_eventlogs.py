@@ -324,3 +324,16 @@ def test_inactivity_policy_of_the_host_reaches_its_jobs():
     other = Job(job_id="21111111-2222-3333-4444-555555555555", provenance=Provenance(source_path="b", host="WS2"))
     join([mine, other], [], [policy])
     assert mine.history.inactivity_timeout_days == 30 and other.history is None
+
+
+def test_a_log_in_a_folder_whose_name_is_not_utf8_is_read(tmp_path):
+    """Folder names come from the evidence (any bytes on Linux): the log is opened here and handed to
+    the parser as a file, so its path never has to be valid UTF-8."""
+    import os
+
+    source = evtx("ID3-59-60-BITS_job_created.evtx")
+    folder = tmp_path / os.fsdecode(b"case-\xff\xfe")
+    folder.mkdir()
+    shutil.copyfile(source, folder / "Bits.evtx")
+    expected = [r.record_id for r in iter_records(source)]
+    assert expected and [r.record_id for r in iter_records(folder / "Bits.evtx")] == expected

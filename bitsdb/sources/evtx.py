@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..timeutil import datetime_to_filetime
 from .detect import EVTX_SIGNATURE
@@ -78,14 +78,16 @@ class LogScan:
         return "; ".join(parts)
 
 
-def _parser(path: Path):
+def _parser(source: BinaryIO):
+    """The parser over an open file (opened here, so a path that is not valid UTF-8 reads like any
+    other) or bytes in memory."""
     try:
         import evtx
     except ImportError:
         raise SourceError(INSTALL_HINT) from None
     try:
         # One thread: evidence items already run in parallel worker processes.
-        return evtx.PyEvtxParser(str(path), number_of_threads=1, skip_errors=True, indent=False)
+        return evtx.PyEvtxParser(source, number_of_threads=1, skip_errors=True, indent=False)
     except (RuntimeError, OSError, ValueError) as exc:
         raise SourceError(f"not a readable event log ({_short(exc)})") from None
 
@@ -101,28 +103,26 @@ def iter_records(path: str | Path, wanted: Callable[[str, int], bool] | None = N
 
     Raises SourceError when the file cannot be opened as an event log at all; damage inside is
     counted in `scan.damaged` and skipped. A last chunk cut short (a truncated copy) is read from a
-    zero-padded private copy of that chunk alone, so its whole records are kept too.
+    zero-padded copy of that chunk alone, in memory, so its whole records are kept too.
     """
     path = Path(path)
     scan = scan if scan is not None else LogScan(str(path))
     truncated = _truncation(path)
     if truncated:
         scan.notes.append(truncated)
-    yield from _records_of(_parser(path), wanted, scan)
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise SourceError(f"not a readable event log ({exc.strerror or exc})") from None
+    with handle:
+        yield from _records_of(_parser(handle), wanted, scan)
     tail = _cut_chunk(path)
     if tail is not None:
-        import os
-        import tempfile
+        import io
 
-        handle, name = tempfile.mkstemp(prefix="bitsdb-chunk-", suffix=".evtx")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(tail)
-            before = scan.records
-            yield from _records_of(_parser(Path(name)), wanted, scan)
-            scan.notes.append(f"last chunk cut short: {scan.records - before} whole record(s) read from it")
-        finally:
-            os.unlink(name)
+        before = scan.records
+        yield from _records_of(_parser(io.BytesIO(tail)), wanted, scan)
+        scan.notes.append(f"last chunk cut short: {scan.records - before} whole record(s) read from it")
 
 
 def _records_of(parser, wanted, scan: LogScan) -> Iterator[RawRecord]:
