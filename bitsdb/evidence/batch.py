@@ -31,7 +31,7 @@ ProgressCallback = Callable[[int, int, ItemResult], None]
 class Unit:
     """One unit of work: a Downloader group, a zip, a disk image, a loose file, or an error."""
 
-    kind: str                       # group | zip | image | file | error
+    kind: str                       # group (a loose file is a group of one) | zip | image | error
     evidence: str
     group: ArtefactGroup | None = None
     error: str | None = None
@@ -162,8 +162,6 @@ def open_unit(unit: Unit, root: str | Path | None = None
     """The unit's groups with readable local copies; temporary copies live until the block ends."""
     if unit.kind == "group":
         yield [unit.group], [], []
-    elif unit.kind == "file":
-        yield [_file_group(unit.evidence)], [], []
     elif unit.kind in ("zip", "image"):
         with private_workdir(root) as workdir:
             if unit.kind == "zip":
@@ -284,11 +282,11 @@ MAX_CHUNK = 16
 def _chunks(units: list[Unit], workers: int) -> Iterator[list[int]]:
     """Unit indexes in plan order: runs of cheap units in chunks (at least 4 tasks per worker),
     every zip or image alone."""
-    cheap = sum(unit.kind in ("group", "file") for unit in units)
+    cheap = sum(unit.kind == "group" for unit in units)
     size = max(1, min(MAX_CHUNK, cheap // (4 * max(workers, 1)))) if workers > 1 else 1
     run: list[int] = []
     for index, unit in enumerate(units):
-        if unit.kind in ("group", "file"):
+        if unit.kind == "group":
             run.append(index)
             if len(run) == size:
                 yield run
