@@ -10,7 +10,18 @@ import random
 import struct
 from dataclasses import dataclass
 
-from ..formats.ese import LARGE_PAGE_HEADER_SIZE, TAG_SIZE
+from ..formats.ese import (
+    HEADER_PAGE_SIZE_OFFSET,
+    LARGE_PAGE_HEADER_SIZE,
+    PAGE_FLAGS_OFFSET,
+    PAGE_HEADER,
+    PAGE_NEXT_OFFSET,
+    PAGE_OBJID_OFFSET,
+    PAGE_PGNO_OFFSET,
+    PAGE_PREV_OFFSET,
+    TAG_OFFSET_MASK,
+    TAG_SIZE,
+)
 from ..formats.legacy import HEADER_PAIR, WIN10_JOB_MARKER
 from ..formats.markers import ESE_JOB_MARKERS, FILE_LIST_MARKER, FILE_MARKER, LEGACY_PREFIX_WIN10, LEGACY_QUEUE_MARKER
 from ..model import Job, JobFile, JobPriority, JobState, JobType
@@ -98,9 +109,6 @@ COSTLY_SHAPES = {
 
 # --------------------------------------------------------------------------- damaged ESE databases
 
-PAGE_HEADER = struct.Struct("<QqIIIHHHHI")   # checksum, dbtime, prev, next, objidFDP, cbFree, ..., itagState, flags
-_PAGE_FLAGS_OFFSET = 36
-_PREV_OFFSET, _NEXT_OFFSET, _OBJID_OFFSET = 16, 20, 24
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class EsePage:
 
 
 def page_size_of(data: bytes) -> int:
-    return struct.unpack_from("<I", data, 236)[0]
+    return struct.unpack_from("<I", data, HEADER_PAGE_SIZE_OFFSET)[0]
 
 
 def page_offset(data: bytes, pgno: int) -> int:
@@ -160,7 +168,7 @@ def set_page_field(data: bytes, pgno: int, field_offset: int, value: int) -> byt
 
 def break_sibling(data: bytes, pgno: int, value: int = 0xFFFF) -> bytes:
     """Point a leaf page's next-page link elsewhere."""
-    return set_page_field(data, pgno, _NEXT_OFFSET, value)
+    return set_page_field(data, pgno, PAGE_NEXT_OFFSET, value)
 
 
 def break_child(data: bytes, pgno: int, node: int = 1, value: int = 0xFFFF) -> bytes:
@@ -168,7 +176,7 @@ def break_child(data: bytes, pgno: int, node: int = 1, value: int = 0xFFFF) -> b
     size = page_size_of(data)
     base = page_offset(data, pgno)
     length, start = struct.unpack_from("<HH", data, base + size - TAG_SIZE * (node + 1))
-    end = base + LARGE_PAGE_HEADER_SIZE + (start & 0x7FFF) + (length & 0x7FFF)
+    end = base + LARGE_PAGE_HEADER_SIZE + (start & TAG_OFFSET_MASK) + (length & TAG_OFFSET_MASK)
     out = bytearray(data)
     struct.pack_into("<I", out, end - 4, value)
     return bytes(out)
@@ -253,12 +261,12 @@ def mutate_database(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         out[base:base + size] = bytes(size)
         return bytes(out), f"page {pgno} zeroed"
     if kind == 2:
-        field_offset = rng.choice((_PREV_OFFSET, _NEXT_OFFSET, _OBJID_OFFSET, 64))
+        field_offset = rng.choice((PAGE_PREV_OFFSET, PAGE_NEXT_OFFSET, PAGE_OBJID_OFFSET, PAGE_PGNO_OFFSET))
         struct.pack_into("<I", out, base + field_offset, rng.choice((*INTERESTING_U32, pgno, rng.randrange(count + 4))))
         return bytes(out), f"page {pgno} header field +{field_offset}"
     if kind == 3:
-        struct.pack_into("<I", out, base + _PAGE_FLAGS_OFFSET, rng.choice((0, 1, 2, 3, 5, 0x80, 0x82, 0xFFFFFFFF))
-                         | (struct.unpack_from("<I", out, base + _PAGE_FLAGS_OFFSET)[0] & ~0xFF if rng.random() < 0.5 else 0))
+        struct.pack_into("<I", out, base + PAGE_FLAGS_OFFSET, rng.choice((0, 1, 2, 3, 5, 0x80, 0x82, 0xFFFFFFFF))
+                         | (struct.unpack_from("<I", out, base + PAGE_FLAGS_OFFSET)[0] & ~0xFF if rng.random() < 0.5 else 0))
         return bytes(out), f"page {pgno} flags"
     if kind == 4:                                   # itagState / ibMicFree / cbFree
         struct.pack_into("<H", out, base + rng.choice((28, 30, 32, 34)), rng.choice((0, 1, 0x7FFF, 0xFFFF,

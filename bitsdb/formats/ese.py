@@ -80,6 +80,12 @@ SPACE_MULTIPLE_EXTENT = 0x01
 
 LARGE_PAGE_HEADER_SIZE = 80  # PGHDR (40) + PGHDR2 (40)
 TAG_SIZE = 4
+#: PGHDR: checksum, dbtime, prev, next, objidFDP, cbFree, cbUncommittedFree, ibMicFree, itagState, fFlags.
+PAGE_HEADER = struct.Struct("<QqIIIHHHHI")
+PAGE_PREV_OFFSET, PAGE_NEXT_OFFSET, PAGE_OBJID_OFFSET, PAGE_FLAGS_OFFSET = 16, 20, 24, 36
+PAGE_PGNO_OFFSET = 64  # PGHDR2.pgno on large pages
+HEADER_PAGE_SIZE_OFFSET = 236  # DBFILEHDR.cbPageSize
+TAG_OFFSET_MASK = 0x7FFF  # the 15 bits of a large page's tag that hold a length or an offset
 NODE_KEY_LENGTH_SIZE = 2
 
 
@@ -248,10 +254,10 @@ def build_page(
     free_bytes = page_size - data_start - cursor - TAG_SIZE * tag_count
     if free_bytes < 0:
         raise ValueError(f"page {pgno} overflows by {-free_bytes} bytes")
-    struct.pack_into(
-        "<qIIIHHHHI",
+    PAGE_HEADER.pack_into(
         page,
-        8,
+        0,
+        0,  # the checksum, sealed below
         dbtime,
         prev_pgno,
         next_pgno,
@@ -262,7 +268,7 @@ def build_page(
         tag_count,
         flags,
     )
-    struct.pack_into("<I", page, 64, pgno)
+    struct.pack_into("<I", page, PAGE_PGNO_OFFSET, pgno)
     free_start = data_start + cursor
     if slack_filler:
         if len(slack_filler) > free_bytes:

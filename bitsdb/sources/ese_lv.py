@@ -29,7 +29,11 @@ from ..formats.ese import (
     SYSOBJ_LONG_VALUE,
     SYSOBJ_TABLE,
     DB_MAGIC,
+    HEADER_PAGE_SIZE_OFFSET,
     LARGE_PAGE_HEADER_SIZE,
+    PAGE_HEADER,
+    PAGE_PGNO_OFFSET,
+    TAG_OFFSET_MASK,
     PAGE_EMPTY,
     PAGE_INDEX,
     PAGE_LEAF,
@@ -41,8 +45,6 @@ from ..formats.ese import (
 
 #: Only the large-page layout (flags in the node's key-length word, 15-bit tags) is read here.
 SUPPORTED_PAGE_SIZE = 16384
-_HEADER_PAGE_SIZE_OFFSET = 236  # DBFILEHDR.cbPageSize
-_TAG_MASK = 0x7FFF
 _KEY_LENGTH_MASK = 0x1FFF
 # Node flags (top 3 bits of a node's first word on large pages).
 _NODE_DELETED = 0x2
@@ -51,9 +53,6 @@ _NODE_PREFIX_COMPRESSED = 0x4
 #: (or decompresses); such values are left to libesedb so both paths agree.
 _LIBESEDB_COMPRESSED_CHUNK_START = 0x18
 _MAX_TREE_DEPTH = 16
-_PGHDR = struct.Struct("<QqIIIHHHHI")  # checksum, dbtime, prev, next, objidFDP, cbFree, cbUncommittedFree,
-                                       # ibMicFree, itagState, fFlags
-_PGNO_OFFSET = 64  # PGHDR2.pgno on large pages
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _LV_ROOT = struct.Struct("<II")  # LVROOT: refcount, size
@@ -88,7 +87,7 @@ class EseLongValues:
             header = handle.read(1024)
             if len(header) < 1024 or _U32.unpack_from(header, 4)[0] != DB_MAGIC:
                 raise LongValueError("no ESE database header")
-            self.page_size = _U32.unpack_from(header, _HEADER_PAGE_SIZE_OFFSET)[0]
+            self.page_size = _U32.unpack_from(header, HEADER_PAGE_SIZE_OFFSET)[0]
             if self.page_size != SUPPORTED_PAGE_SIZE:
                 raise LongValueError(f"page size {self.page_size} not handled by the one-pass reader")
             self._lv_trees, self._tables, self._columns = self._read_catalog()
@@ -162,7 +161,7 @@ class EseLongValues:
             expected_prev = 0
             for index, pgno in enumerate(leaves):
                 handle.seek((pgno + 1) * self.page_size)
-                _, _, prev_pgno, next_pgno, *_ = _PGHDR.unpack(handle.read(_PGHDR.size))
+                _, _, prev_pgno, next_pgno, *_ = PAGE_HEADER.unpack(handle.read(PAGE_HEADER.size))
                 expected_next = leaves[index + 1] if index + 1 < len(leaves) else 0
                 if prev_pgno != expected_prev or next_pgno != expected_next:
                     raise LongValueError(f"leaf page {pgno} links to pages {prev_pgno} and {next_pgno}, "
@@ -262,8 +261,8 @@ class EseLongValues:
         page = self._handle.read(size)
         if len(page) != size:
             raise LongValueError(f"page {pgno} beyond the end of the file")
-        _, _, prev_pgno, next_pgno, page_objid, _, _, mic_free, itag_state, flags = _PGHDR.unpack_from(page)
-        stored_pgno = _U32.unpack_from(page, _PGNO_OFFSET)[0]
+        _, _, prev_pgno, next_pgno, page_objid, _, _, mic_free, itag_state, flags = PAGE_HEADER.unpack_from(page)
+        stored_pgno = _U32.unpack_from(page, PAGE_PGNO_OFFSET)[0]
         if stored_pgno != pgno or page_objid != objid:
             raise LongValueError(f"page {pgno}: header names page {stored_pgno} of object {page_objid}")
         if (bool(flags & PAGE_ROOT) != is_root or flags & (PAGE_EMPTY | PAGE_SPACE_TREE | PAGE_INDEX)
@@ -287,8 +286,8 @@ class EseLongValues:
 
 def _tag(page: bytes, size: int, index: int, data_end: int, pgno: int) -> tuple[int, int]:
     position = size - TAG_SIZE * (index + 1)
-    length = _U16.unpack_from(page, position)[0] & _TAG_MASK
-    start = LARGE_PAGE_HEADER_SIZE + (_U16.unpack_from(page, position + 2)[0] & _TAG_MASK)
+    length = _U16.unpack_from(page, position)[0] & TAG_OFFSET_MASK
+    start = LARGE_PAGE_HEADER_SIZE + (_U16.unpack_from(page, position + 2)[0] & TAG_OFFSET_MASK)
     if start + length > data_end:
         raise LongValueError(f"page {pgno}: tag {index} points outside the page data")
     return start, start + length
